@@ -1,0 +1,37 @@
+# Every target bootstraps .venv (and reinstalls when pyproject.toml changes), so on a fresh
+# machine `make run` and `make test` are all a newcomer needs. Settings come from the
+# environment and .env (PORT=9000 make run); nothing here overrides them.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-sqlite migrate lint format bench cleanup clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/chat-sessions serve --migrate --demo-tenant
+
+migrate: $(STAMP)
+	$(BIN)/alembic upgrade head
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/mypy src
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests migrations bench
+	$(BIN)/ruff check --fix src tests migrations bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""chat-sessions: a multi-tenant session store for chatbots and agents."""

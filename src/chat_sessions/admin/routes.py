@@ -1,0 +1,61 @@
+"""Operator routes, behind ADMIN_TOKEN (and absent, 404, while it is unset)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, patch, post
+from litestar.params import Parameter
+
+from chat_sessions.admin import service
+from chat_sessions.admin.schemas import (
+    KeyCreated,
+    TenantCreate,
+    TenantCreated,
+    TenantPage,
+    TenantRead,
+    TenantUpdate,
+)
+from chat_sessions.auth import admin_guard
+from chat_sessions.db import Transaction
+from chat_sessions.wire import from_row
+
+
+class AdminController(Controller):
+    path = "/admin/tenants"
+    tags = ["admin"]
+    guards = [admin_guard]
+
+    @post("/", status_code=201, summary="Create a tenant and its first API key")
+    async def create_tenant(self, tx: Transaction, data: TenantCreate) -> TenantCreated:
+        row, key = await service.create_tenant(tx, data)
+        return TenantCreated(tenant=from_row(TenantRead, row), api_key=key)
+
+    @get("/", summary="List tenants with their counts")
+    async def list_tenants(
+        self,
+        tx: Transaction,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+    ) -> TenantPage:
+        rows, next_cursor = await service.list_tenants(tx, limit=limit, cursor=cursor)
+        return TenantPage(data=[from_row(TenantRead, row) for row in rows], next_cursor=next_cursor)
+
+    @patch("/{tenant_id:str}", summary="Change a tenant's name or limits")
+    async def update_tenant(
+        self, tx: Transaction, tenant_id: str, data: TenantUpdate
+    ) -> TenantRead:
+        return from_row(TenantRead, await service.update_tenant(tx, tenant_id, data))
+
+    @delete("/{tenant_id:str}", status_code=204, summary="Delete a tenant and everything it owns")
+    async def delete_tenant(self, tx: Transaction, tenant_id: str) -> None:
+        await service.delete_tenant(tx, tenant_id)
+
+    @post("/{tenant_id:str}/keys", status_code=201, summary="Create an API key (shown once)")
+    async def create_key(self, tx: Transaction, tenant_id: str) -> KeyCreated:
+        row, key = await service.add_key(tx, tenant_id, by_name=False)
+        return KeyCreated(api_key=key, **row)
+
+    @delete("/{tenant_id:str}/keys/{key_id:str}", status_code=204, summary="Revoke an API key")
+    async def revoke_key(self, tx: Transaction, tenant_id: str, key_id: str) -> None:
+        await service.revoke_key(tx, key_id=key_id, tenant_id=tenant_id)

@@ -1,0 +1,59 @@
+"""Wire shapes of the operator's routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+TenantName = Annotated[str, Meta(min_length=1, max_length=200)]
+Positive = Annotated[int, Meta(ge=1, le=1_000_000_000)]
+
+
+class TenantCreate(Struct, forbid_unknown_fields=True):
+    name: TenantName
+    max_sessions: Positive | None = None
+    retention_days: Positive | None = None
+    rate_limit_per_minute: Positive | None = None
+
+
+class TenantUpdate(Struct, forbid_unknown_fields=True):
+    """Absent fields stay; null clears a limit."""
+
+    name: TenantName | UnsetType = UNSET
+    max_sessions: Positive | UnsetType | None = UNSET
+    retention_days: Positive | UnsetType | None = UNSET
+    rate_limit_per_minute: Positive | UnsetType | None = UNSET
+
+
+class TenantRead(Struct):
+    id: str
+    name: str
+    max_sessions: int | None
+    retention_days: int | None
+    rate_limit_per_minute: int | None
+    created_at: datetime
+    session_count: int
+    message_count: int
+
+
+class TenantPage(Struct):
+    data: list[TenantRead]
+    next_cursor: str | None
+
+
+class KeyRead(Struct):
+    id: str
+    tenant_id: str
+    prefix: str
+    created_at: datetime
+
+
+class KeyCreated(KeyRead):
+    api_key: str
+
+
+class TenantCreated(Struct):
+    tenant: TenantRead
+    api_key: str

@@ -1,0 +1,135 @@
+"""Tenants and their API keys: what an operator manages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import UNSET
+from sqlalchemy import delete, func, insert, select, update
+
+from chat_sessions.admin.schemas import TenantCreate, TenantUpdate
+from chat_sessions.auth import create_api_key
+from chat_sessions.db import Transaction
+from chat_sessions.errors import Conflict, NotFound
+from chat_sessions.models import api_keys, new_id, sessions, tenants, utcnow
+from chat_sessions.pagination import decode_cursor, encode_cursor
+
+_session_count = (
+    select(func.count())
+    .where(sessions.c.tenant_id == tenants.c.id)
+    .correlate(tenants)
+    .scalar_subquery()
+    .label("session_count")
+)
+_message_count = (
+    select(func.coalesce(func.sum(sessions.c.message_count), 0))
+    .where(sessions.c.tenant_id == tenants.c.id)
+    .correlate(tenants)
+    .scalar_subquery()
+    .label("message_count")
+)
+TENANT_COLUMNS = (*tenants.c, _session_count, _message_count)
+
+
+def tenant_not_found() -> NotFound:
+    return NotFound("tenant not found")
+
+
+async def _name_taken(tx: Transaction, name: str, except_id: str | None = None) -> bool:
+    statement = select(tenants.c.id).where(tenants.c.name == name)
+    if except_id is not None:
+        statement = statement.where(tenants.c.id != except_id)
+    return (await tx.execute(statement)).first() is not None
+
+
+async def get_tenant_by_id(tx: Transaction, tenant_id: str) -> Any:
+    row = (await tx.execute(select(*TENANT_COLUMNS).where(tenants.c.id == tenant_id))).first()
+    if row is None:
+        raise tenant_not_found()
+    return row
+
+
+async def get_tenant(tx: Transaction, tenant_ref: str) -> Any:
+    """A tenant by id or, failing that, by name (the CLI takes either)."""
+    for column in (tenants.c.id, tenants.c.name):
+        row = (await tx.execute(select(*TENANT_COLUMNS).where(column == tenant_ref))).first()
+        if row is not None:
+            return row
+    raise tenant_not_found()
+
+
+async def create_tenant(tx: Transaction, data: TenantCreate) -> tuple[Any, str]:
+    """A new tenant and its first API key (returned once, never stored)."""
+    if await _name_taken(tx, data.name):
+        raise Conflict(f"a tenant named {data.name!r} exists already")
+    tenant_id = new_id()
+    await tx.execute(
+        insert(tenants).values(
+            id=tenant_id,
+            name=data.name,
+            max_sessions=data.max_sessions,
+            retention_days=data.retention_days,
+            rate_limit_per_minute=data.rate_limit_per_minute,
+            created_at=utcnow(),
+        )
+    )
+    _, key = await create_api_key(tx, tenant_id=tenant_id)
+    return await get_tenant_by_id(tx, tenant_id), key
+
+
+async def list_tenants(
+    tx: Transaction, *, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    scope = ("tenants",)
+    statement = select(*TENANT_COLUMNS)
+    if cursor is not None:
+        (after_id,) = decode_cursor(cursor, scope, (str,))
+        statement = statement.where(tenants.c.id > after_id)
+    rows = list((await tx.execute(statement.order_by(tenants.c.id).limit(limit + 1))).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(scope, [rows[-1].id])
+    return rows, next_cursor
+
+
+async def update_tenant(tx: Transaction, tenant_id: str, change: TenantUpdate) -> Any:
+    values = {
+        name: value
+        for name in ("name", "max_sessions", "retention_days", "rate_limit_per_minute")
+        if (value := getattr(change, name)) is not UNSET
+    }
+    if "name" in values and await _name_taken(tx, values["name"], except_id=tenant_id):
+        raise Conflict(f"a tenant named {values['name']!r} exists already")
+    if values:
+        result = await tx.execute(update(tenants).where(tenants.c.id == tenant_id).values(**values))
+        if result.rowcount == 0:
+            raise tenant_not_found()
+    return await get_tenant_by_id(tx, tenant_id)
+
+
+async def delete_tenant(tx: Transaction, tenant_id: str) -> None:
+    """Delete a tenant; keys, sessions, messages and tool calls go by the database's cascade."""
+    result = await tx.execute(delete(tenants).where(tenants.c.id == tenant_id))
+    if result.rowcount == 0:
+        raise tenant_not_found()
+
+
+async def add_key(
+    tx: Transaction, tenant_ref: str, *, by_name: bool = True
+) -> tuple[dict[str, Any], str]:
+    """A new key for a tenant named by id (or, for the CLI, by name)."""
+    tenant = await (get_tenant(tx, tenant_ref) if by_name else get_tenant_by_id(tx, tenant_ref))
+    return await create_api_key(tx, tenant_id=tenant.id)
+
+
+async def revoke_key(tx: Transaction, *, key_id: str, tenant_id: str | None = None) -> None:
+    """Revoke a key: it answers 401 from then on. Revoking twice is harmless."""
+    statement = update(api_keys).where(api_keys.c.id == key_id)
+    if tenant_id is not None:
+        statement = statement.where(api_keys.c.tenant_id == tenant_id)
+    result = await tx.execute(
+        statement.values(revoked_at=func.coalesce(api_keys.c.revoked_at, utcnow()))
+    )
+    if result.rowcount == 0:
+        raise NotFound("API key not found")

@@ -1,0 +1,144 @@
+"""create_app(settings): the one place that knows every part."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from chat_sessions.admin.routes import AdminController
+from chat_sessions.auth import provide_tenant_id, tenant_guard
+from chat_sessions.db import Database, Transaction, head_revision
+from chat_sessions.errors import EXCEPTION_HANDLERS, UnsupportedMediaType, problem
+from chat_sessions.messages.routes import MessageController
+from chat_sessions.ratelimit import RateLimiter
+from chat_sessions.sessions.routes import SessionController
+from chat_sessions.settings import Settings
+from chat_sessions.tool_calls.routes import ToolCallController
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def provide_transaction(state: State) -> AsyncGenerator[Transaction, None]:
+    """One transaction per request, committed after the handler returns and before the
+    response is sent: a failed commit is an error response, never a lost acknowledged write."""
+    async with state.database.transaction() as tx:
+        yield tx
+
+
+def provide_settings(state: State) -> Settings:
+    return state.settings  # type: ignore[no-any-return]
+
+
+async def require_json_body(request: Request[Any, Any, Any]) -> None:
+    """415 for a body that is not JSON (`application/json` or any `+json` type)."""
+    if request.method not in BODY_METHODS:
+        return
+    headers = request.headers
+    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        return
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
+
+
+@get("/health", tags=["operations"], summary="200 while the process serves")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", tags=["operations"], summary="200 when the database answers at the latest schema")
+async def ready(state: State) -> Response[dict[str, Any]]:
+    database: Database = state.database
+    try:
+        revision = await database.schema_revision()
+    except Exception:  # any failure to reach the database means "not ready"
+        logging.getLogger("chat_sessions").warning("readiness check: database unreachable")
+        return problem(503, "Service Unavailable", "the database does not answer")
+    if revision != state.head_revision:
+        return problem(
+            503,
+            "Service Unavailable",
+            f"the database schema is at {revision or 'nothing'}, not {state.head_revision}: "
+            "run `make migrate`",
+        )
+    return Response({"status": "ready", "schema": revision}, media_type=MediaType.JSON)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Litestar:
+    """The application. Tests hand in their own settings and database (already migrated)."""
+    settings = settings or Settings()
+    owns_database = database is None
+    database = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await database.start()
+        try:
+            yield
+        finally:
+            if owns_database:
+                await database.stop()
+
+    tenant_api = Router(
+        path="/v1",
+        route_handlers=[SessionController, MessageController, ToolCallController],
+        guards=[tenant_guard],
+        dependencies={"tenant_id": Provide(provide_tenant_id)},
+        security=[{"bearer": []}],
+    )
+    admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
+    prometheus = PrometheusConfig(
+        app_name="chat_sessions",
+        prefix="chat_sessions",
+        group_path=True,  # label by route template, not by every session id
+        exclude=["^/metrics$", "^/schema"],
+    )
+    return Litestar(
+        route_handlers=[tenant_api, admin_api, health, ready, PrometheusController],
+        dependencies={
+            "tx": Provide(provide_transaction),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+        },
+        before_request=require_json_body,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[prometheus.middleware],
+        request_max_body_size=settings.max_body_bytes,
+        lifespan=[lifespan],
+        state=State(
+            {
+                "settings": settings,
+                "database": database,
+                "head_revision": head_revision(),
+                "rate_limiter": RateLimiter(),
+            }
+        ),
+        openapi_config=OpenAPIConfig(
+            title="chat-sessions",
+            version="1.0.0",
+            description="Multi-tenant session store for chatbots and agents.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer", description="tenant API key or admin token"
+                    )
+                }
+            ),
+        ),
+        logging_config=LoggingConfig(
+            root={"level": settings.log_level.upper(), "handlers": ["queue_listener"]},
+            log_exceptions="never",
+        ),
+        signature_namespace={"Transaction": Transaction, "Settings": Settings},
+        debug=False,
+    )

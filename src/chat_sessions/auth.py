@@ -1,0 +1,118 @@
+"""API key -> tenant; the admin token.
+
+Keys are 256-bit random tokens, shown once, stored only as a SHA-256 hash: a key's hash is
+its lookup key, so no stored value can be replayed as a key. Authentication runs as a guard,
+before the body is read, so a request without a valid key is a 401 whatever else is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy import select, update
+
+from chat_sessions.db import Database, Transaction
+from chat_sessions.errors import NotFound, Unauthorized
+from chat_sessions.models import api_keys, new_id, tenants, utcnow
+
+KEY_PREFIX = "cs_"
+DISPLAY_PREFIX_LENGTH = 10
+# last_used_at is bookkeeping, not an audit log: write it at most this often per key and
+# process, so that reads stay reads.
+LAST_USED_RESOLUTION_SECONDS = 60.0
+
+_last_used_written: dict[str, float] = {}
+
+
+def generate_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 512:
+        return None
+    return token
+
+
+async def create_api_key(tx: Transaction, *, tenant_id: str) -> tuple[dict[str, Any], str]:
+    """A new key for the tenant: its row (without the hash) and the key, shown once."""
+    key = generate_api_key()
+    row = {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "prefix": key[:DISPLAY_PREFIX_LENGTH],
+        "key_hash": hash_api_key(key),
+        "created_at": utcnow(),
+    }
+    await tx.execute(api_keys.insert().values(**row))
+    del row["key_hash"]
+    return row, key
+
+
+async def resolve_tenant(tx: Transaction, authorization: str | None) -> tuple[str, int | None]:
+    """The tenant a request's key belongs to, and its rate limit; 401 for a missing, unknown
+    or revoked key."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthorized()
+    key_hash = hash_api_key(token)
+    row = (
+        await tx.execute(
+            select(
+                api_keys.c.id,
+                api_keys.c.tenant_id,
+                api_keys.c.key_hash,
+                tenants.c.rate_limit_per_minute,
+            )
+            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+        )
+    ).first()
+    # The index found the row by hash; compare again in constant time all the same.
+    if row is None or not hmac.compare_digest(row.key_hash, key_hash):
+        raise Unauthorized()
+    now = time.monotonic()
+    if now - _last_used_written.get(row.id, 0.0) >= LAST_USED_RESOLUTION_SECONDS:
+        _last_used_written[row.id] = now
+        await tx.execute(
+            update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=utcnow())
+        )
+    return str(row.tenant_id), row.rate_limit_per_minute
+
+
+async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    database: Database = connection.app.state.database
+    async with database.transaction() as tx:
+        tenant_id, rate_limit = await resolve_tenant(tx, connection.headers.get("authorization"))
+    connection.app.state.rate_limiter.hit(tenant_id, rate_limit)
+    connection.scope["state"]["tenant_id"] = tenant_id
+
+
+async def provide_tenant_id(request: Any) -> str:
+    return str(request.scope["state"]["tenant_id"])
+
+
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Admin routes exist only when ADMIN_TOKEN is set; until then they answer 404."""
+    configured = connection.app.state.settings.admin_token
+    if configured is None:
+        raise NotFound("Not Found")
+    token = bearer_token(connection.headers.get("authorization"))
+    if token is None or not hmac.compare_digest(
+        token.encode(), configured.get_secret_value().encode()
+    ):
+        raise Unauthorized("a valid admin token is required")

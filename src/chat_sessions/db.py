@@ -1,0 +1,321 @@
+"""The database: engine factory, engine rules, transactions, migrations.
+
+Everything that differs between SQLite and PostgreSQL lives here; services see one interface,
+a `Transaction` whose `execute` they await, whichever engine is behind it.
+
+SQLite: one connection per process, used directly on the event loop. SQLite statements on an
+indexed table take tens of microseconds, far less than a hop to a worker thread (aiosqlite, a
+thread pool) costs, and SQLite has one writer at a time anyway: a pool of connections only
+adds lock fights and seconds-long tail latency (see PERFORMANCE.md). Every transaction begins
+`IMMEDIATE`, so it holds the write lock from its first statement and can never fail halfway
+with "database is locked"; an asyncio lock hands the connection to one transaction at a time.
+
+PostgreSQL: an asyncpg pool; each transaction takes a connection on its first statement.
+Services lock the session row they change (`SELECT ... FOR UPDATE`, or an `UPDATE` first), so
+several processes append and patch correctly side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from chat_sessions.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def _json_serializer(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+class Transaction:
+    """What a service gets: one database transaction, begun on its first statement."""
+
+    dialect: str
+
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        raise NotImplementedError  # each engine's transaction below defines it
+
+    async def finish(self, commit: bool) -> None:
+        raise NotImplementedError
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+def create_sqlite_engine(url: str, settings: Settings) -> Engine:
+    """An engine whose every connection follows the SQLite rules of DESIGN.md."""
+    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    if not in_memory:
+        database = url.removeprefix("sqlite:///")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        # One connection per process (see the module docstring); for :memory: it is also
+        # the only way every request and the migrations see the same database.
+        poolclass=StaticPool,
+        connect_args={"check_same_thread": False},
+        json_serializer=_json_serializer,
+        json_deserializer=msgspec.json.decode,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions on its own: we begin them ourselves, IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")  # off by default, per connection
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def set_sqlite_foreign_keys(connection: Connection, enabled: bool) -> None:
+    """Switch foreign keys outside any transaction (inside one, SQLite ignores the pragma)."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+
+
+class _SQLiteTransaction(Transaction):
+    dialect = "sqlite"
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._transaction: Any = None
+
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        if self._transaction is None:
+            await self._database._sqlite_lock.acquire()
+            try:
+                self._transaction = self._database._sqlite_connection().begin()
+            except BaseException:
+                self._database._sqlite_lock.release()
+                raise
+        return self._database._sqlite_connection().execute(statement, parameters)
+
+    async def finish(self, commit: bool) -> None:
+        transaction, self._transaction = self._transaction, None
+        if transaction is None:
+            return
+        try:
+            if commit:
+                try:
+                    transaction.commit()
+                except BaseException:
+                    transaction.rollback()
+                    raise
+            else:
+                transaction.rollback()
+        finally:
+            self._database._sqlite_lock.release()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        # A connection that died with the server is replaced instead of failing a request:
+        # this is what lets the service recover by itself after an outage.
+        pool_pre_ping=True,
+        json_serializer=_json_serializer,
+        json_deserializer=msgspec.json.decode,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
+        },
+    )
+
+
+class _PostgresTransaction(Transaction):
+    dialect = "postgresql"
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        if self._connection is None:
+            connection = await self._engine.connect()
+            try:
+                await connection.begin()
+            except BaseException:
+                await connection.close()
+                raise
+            self._connection = connection
+        return await self._connection.execute(statement, parameters)
+
+    async def finish(self, commit: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if commit:
+                await connection.commit()
+            else:
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+
+# --- the one object the app holds ---------------------------------------------------------
+
+
+class Database:
+    """Owns the engine for one process; hands out transactions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.sqlalchemy_url
+        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        self._sync_engine: Engine | None = None
+        self._async_engine: AsyncEngine | None = None
+        self._connection: Connection | None = None
+        self._sqlite_lock = asyncio.Lock()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    async def start(self) -> None:
+        if self.is_sqlite:
+            if self._sync_engine is None:
+                self._sync_engine = create_sqlite_engine(self.url, self.settings)
+                self._connection = self._sync_engine.connect()
+        elif self._async_engine is None:
+            self._async_engine = create_postgres_engine(self.url, self.settings)
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+            self._sync_engine = None
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+            self._async_engine = None
+
+    def _sqlite_connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("the database is not started")
+        return self._connection
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        transaction: _SQLiteTransaction | _PostgresTransaction
+        if self.is_sqlite:
+            transaction = _SQLiteTransaction(self)
+        else:
+            if self._async_engine is None:
+                raise RuntimeError("the database is not started")
+            transaction = _PostgresTransaction(self._async_engine)
+        try:
+            yield transaction
+        except BaseException:
+            await transaction.finish(commit=False)
+            raise
+        await transaction.finish(commit=True)
+
+    async def run_sync(self, work: Callable[[Connection], Any]) -> Any:
+        """Run `work` with a plain SQLAlchemy connection (migrations, schema checks)."""
+        if self.is_sqlite:
+            async with self._sqlite_lock:
+                return work(self._sqlite_connection())
+        assert self._async_engine is not None
+        async with self._async_engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def schema_revision(self) -> str | None:
+        """The migration the database is at, or None when it has none (or cannot answer)."""
+
+        def read(connection: Connection) -> str | None:
+            try:
+                with connection.begin():
+                    return connection.execute(
+                        text("SELECT version_num FROM alembic_version")
+                    ).scalar()
+            except SQLAlchemyError:
+                return None
+
+        return await self.run_sync(read)
+
+    async def migrate(self, revision: str = "head") -> None:
+        await self.run_sync(lambda connection: upgrade_on_connection(connection, revision))
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def alembic_config(connection: Connection | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade_on_connection(connection: Connection, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade_on_connection(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(connection), revision)
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    """`alembic upgrade head` against the configured database (the CLI's `migrate`)."""
+
+    async def run() -> None:
+        database = Database(settings)
+        await database.start()
+        try:
+            await database.migrate(revision)
+        finally:
+            await database.stop()
+
+    asyncio.run(run())

@@ -1,0 +1,154 @@
+"""Domain errors, and how every error becomes an RFC 9457 problem document.
+
+Services raise the domain errors below; the handlers here turn them, Litestar's own HTTP
+errors (404 for unknown routes, 405, 413, validation 400) and anything unexpected into JSON.
+Never an HTML page, never a stack trace, never a 500 for something the client sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+log = logging.getLogger("chat_sessions")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    status_code = 400
+    title = "Bad Request"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(DomainError):
+    status_code = 400
+    title = "Bad Request"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "a valid API key is required") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class NotFound(DomainError):
+    status_code = 404
+    title = "Not Found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PreconditionFailed(DomainError):
+    status_code = 412
+    title = "Precondition Failed"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    title = "Payload Too Large"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    title = "Unsupported Media Type"
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    title = "Service Unavailable"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    if extra:
+        body.update(extra)
+    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    return problem(exc.status_code, exc.title, exc.detail, headers=exc.headers)
+
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+}
+
+
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("unexpected server error: %s", exc.detail, exc_info=exc)
+        return problem(500, "Internal Server Error", "the server failed; nothing was changed")
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        # Validation details name the field and the rule; values the client sent are dropped,
+        # so nothing from a body or query string is echoed back.
+        extra["errors"] = [
+            {k: v for k, v in item.items() if k in ("key", "message", "source")}
+            for item in exc.extra
+            if isinstance(item, dict)
+        ]
+    detail = exc.detail or _TITLES.get(status, "error")
+    headers = dict(exc.headers or {})
+    return problem(status, _TITLES.get(status, "Error"), detail, headers=headers, extra=extra)
+
+
+def handle_database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database is down, locked past the busy timeout, or the pool is exhausted: 503."""
+    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError):
+        if not getattr(exc, "connection_invalidated", False):
+            return handle_unexpected(_, exc)
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem(
+        503,
+        "Service Unavailable",
+        "the database is unavailable; nothing was changed, retry later",
+        headers={"Retry-After": "1"},
+    )
+
+
+def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, RecursionError):
+        return problem(400, "Bad Request", "JSON is nested too deeply")
+    log.exception("unexpected server error")
+    return problem(500, "Internal Server Error", "the server failed; nothing was changed")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    OperationalError: handle_database_unavailable,
+    DBAPIError: handle_database_unavailable,
+    PoolTimeoutError: handle_database_unavailable,
+    OSError: handle_database_unavailable,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,56 @@
+"""Rules for the free-form JSON clients store: traits, metadata, tool arguments and results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from chat_sessions.errors import BadRequest, PayloadTooLarge
+
+# Deeper than any real traits document; a guard against documents built to exhaust the stack.
+MAX_JSON_DEPTH = 64
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `value` nests deeper than `limit`; iterative, so it cannot overflow the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_json(value: Any, what: str, max_bytes: int) -> None:
+    """Refuse a JSON value that is too deep (400) or too large (413) to store."""
+    if value is None:
+        return
+    if json_depth_exceeds(value):
+        raise BadRequest(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    size = len(msgspec.json.encode(value))
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{what} is {size} bytes encoded; the limit is {max_bytes}")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: null removes a key, objects merge recursively, else replace.
+
+    Returns a new value; `target` is never mutated (the ORM and callers may still hold it).
+    """
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

@@ -1,0 +1,124 @@
+"""The history as a ready LLM prompt, trimmed to a budget.
+
+Rules: keep the newest messages that fit `max_messages` and `max_tokens`; always keep the
+`system` messages (they count against the budget first); never send a `tool` message without
+the assistant message that called it. An assistant message that requested tool calls and the
+tool results answering it form one unit, kept or dropped together; a tool result whose call is
+not in the history at all is dropped. Messages without a `token_count` are estimated at four
+characters a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from chat_sessions.db import Transaction
+from chat_sessions.messages.schemas import ContextMessage
+from chat_sessions.models import messages
+from chat_sessions.sessions.service import ensure_session
+
+CHUNK = 500
+_COLUMNS = (
+    messages.c.seq,
+    messages.c.role,
+    messages.c.content,
+    messages.c.name,
+    messages.c.tool_calls,
+    messages.c.tool_call_id,
+    messages.c.token_count,
+)
+
+
+def estimated_tokens(row: Any) -> int:
+    if row.token_count is not None:
+        return int(row.token_count)
+    return (len(row.content) + 3) // 4
+
+
+def _called_ids(row: Any) -> set[str]:
+    return {call.get("id") for call in row.tool_calls or () if isinstance(call, dict)}
+
+
+def newest_units(rows_newest_first: Iterable[Any]) -> Iterable[list[Any]]:
+    """Group non-system messages, newest first, into units that must stay together."""
+    waiting_tools: list[Any] = []
+    for row in rows_newest_first:
+        if row.role == "tool":
+            waiting_tools.append(row)
+            continue
+        unit = [row]
+        if waiting_tools:
+            called = _called_ids(row) if row.role == "assistant" else set()
+            # Tool results came after their call: put them back in seq order behind it.
+            unit += [tool for tool in reversed(waiting_tools) if tool.tool_call_id in called]
+            waiting_tools = []
+        yield unit
+    # Tool results left waiting here have no calling message: they are never sent.
+
+
+async def build_context(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    max_messages: int | None,
+    max_tokens: int | None,
+) -> list[ContextMessage]:
+    await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
+    scope = (messages.c.session_id == session_id, messages.c.tenant_id == tenant_id)
+    system = list(
+        await tx.execute(
+            select(*_COLUMNS).where(*scope, messages.c.role == "system").order_by(messages.c.seq)
+        )
+    )
+    messages_left = None if max_messages is None else max_messages - len(system)
+    tokens_left = None if max_tokens is None else max_tokens - sum(map(estimated_tokens, system))
+
+    async def newest_first() -> list[Any]:
+        rows: list[Any] = []
+        before: int | None = None
+        while True:
+            statement = select(*_COLUMNS).where(*scope, messages.c.role != "system")
+            if before is not None:
+                statement = statement.where(messages.c.seq < before)
+            chunk = list(await tx.execute(statement.order_by(messages.c.seq.desc()).limit(CHUNK)))
+            rows.extend(chunk)
+            budget_spent = messages_left is not None and len(rows) > messages_left + 1
+            if len(chunk) < CHUNK or budget_spent or _tokens_spent(rows, tokens_left):
+                return rows
+            before = chunk[-1].seq
+
+    kept: list[Any] = []
+    for unit in newest_units(await newest_first()):
+        unit_tokens = sum(map(estimated_tokens, unit))
+        if messages_left is not None and len(unit) > messages_left:
+            break
+        if tokens_left is not None and unit_tokens > tokens_left:
+            break
+        kept.extend(unit)
+        if messages_left is not None:
+            messages_left -= len(unit)
+        if tokens_left is not None:
+            tokens_left -= unit_tokens
+    chosen = sorted([*system, *kept], key=lambda row: row.seq)
+    return [
+        ContextMessage(
+            role=row.role,
+            content=row.content,
+            name=row.name,
+            tool_calls=row.tool_calls,
+            tool_call_id=row.tool_call_id,
+        )
+        for row in chosen
+    ]
+
+
+def _tokens_spent(rows: list[Any], tokens_left: int | None) -> bool:
+    # Loading stops once the rows read so far already exceed the budget by a whole chunk's
+    # worth of margin; a unit straddling the chunk edge is still seen whole.
+    if tokens_left is None:
+        return False
+    return sum(map(estimated_tokens, rows[: -CHUNK // 2])) > tokens_left

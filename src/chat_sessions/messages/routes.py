@@ -1,0 +1,165 @@
+"""Message routes: append (one or a batch), history, one message, truncate, LLM context."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Controller, Response, delete, get, post
+from litestar.params import Parameter
+
+from chat_sessions.db import Transaction
+from chat_sessions.messages import service
+from chat_sessions.messages.context import build_context
+from chat_sessions.messages.schemas import (
+    Context,
+    MessageBatch,
+    MessageCreate,
+    MessageList,
+    MessagePage,
+    MessageRead,
+    Role,
+    Truncation,
+)
+from chat_sessions.settings import Settings
+from chat_sessions.wire import from_row
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key",
+        description="Retry-safe appends: the same key and body answer the original again",
+    ),
+]
+ExpectedLastSeq = Annotated[
+    int | None,
+    Parameter(ge=0, description="Store only if the session's highest seq is still this"),
+]
+Seq = Annotated[int | None, Parameter(ge=0)]
+
+
+class MessageController(Controller):
+    path = "/sessions/{session_id:str}"
+    tags = ["messages"]
+
+    async def _append(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settings: Settings,
+        session_id: str,
+        new: list[MessageCreate],
+        idempotency_key: str | None,
+        expected_last_seq: int | None,
+    ) -> tuple[list[MessageRead], dict[str, str]]:
+        rows, replayed = await service.append_messages(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            new=new,
+            idempotency_key=service.parse_idempotency_key(idempotency_key),
+            expected_last_seq=expected_last_seq,
+            max_message_bytes=settings.max_message_bytes,
+            max_json_bytes=settings.max_json_bytes,
+        )
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return [from_row(MessageRead, row) for row in rows], headers
+
+    @post("/messages", status_code=201, summary="Append a message")
+    async def append_message(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settings: Settings,
+        session_id: str,
+        data: MessageCreate,
+        idempotency_key: IdempotencyKey = None,
+        expected_last_seq: ExpectedLastSeq = None,
+    ) -> Response[MessageRead]:
+        stored, headers = await self._append(
+            tx, tenant_id, settings, session_id, [data], idempotency_key, expected_last_seq
+        )
+        return Response(stored[0], status_code=201, headers=headers)
+
+    @post("/messages/batch", status_code=201, summary="Append up to 500 messages, all or none")
+    async def append_batch(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settings: Settings,
+        session_id: str,
+        data: MessageBatch,
+        idempotency_key: IdempotencyKey = None,
+        expected_last_seq: ExpectedLastSeq = None,
+    ) -> Response[MessageList]:
+        stored, headers = await self._append(
+            tx, tenant_id, settings, session_id, data.messages, idempotency_key, expected_last_seq
+        )
+        return Response(MessageList(data=stored), status_code=201, headers=headers)
+
+    @get("/messages", summary="History; the last 50 are order=desc&limit=50")
+    async def list_messages(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        session_id: str,
+        order: Literal["asc", "desc"] = "asc",
+        after_seq: Seq = None,
+        before_seq: Seq = None,
+        role: Role | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+    ) -> MessagePage:
+        rows, next_cursor = await service.list_messages(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            order=order,
+            after_seq=after_seq,
+            before_seq=before_seq,
+            role=role,
+            limit=limit,
+            cursor=cursor,
+        )
+        return MessagePage(
+            data=[from_row(MessageRead, row) for row in rows], next_cursor=next_cursor
+        )
+
+    @get("/messages/{message_id:str}", summary="One message")
+    async def get_message(
+        self, tx: Transaction, tenant_id: str, session_id: str, message_id: str
+    ) -> MessageRead:
+        row = await service.get_message(
+            tx, tenant_id=tenant_id, session_id=session_id, message_id=message_id
+        )
+        return from_row(MessageRead, row)
+
+    @delete("/messages", status_code=200, summary="Truncate: delete every message after a seq")
+    async def truncate_messages(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        session_id: str,
+        after_seq: Annotated[int, Parameter(ge=0, description="0 clears the history")],
+    ) -> Truncation:
+        deleted = await service.truncate_after(
+            tx, tenant_id=tenant_id, session_id=session_id, after_seq=after_seq
+        )
+        return Truncation(deleted=deleted)
+
+    @get("/context", summary="The history as a ready LLM prompt")
+    async def get_context(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        session_id: str,
+        max_messages: Annotated[int | None, Parameter(ge=1)] = None,
+        max_tokens: Annotated[int | None, Parameter(ge=1)] = None,
+    ) -> Context:
+        chosen = await build_context(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            max_messages=max_messages,
+            max_tokens=max_tokens,
+        )
+        return Context(messages=chosen)

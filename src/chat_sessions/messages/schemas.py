@@ -1,0 +1,67 @@
+"""Wire shapes of messages and of the LLM context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta, Struct
+
+Role = Literal["system", "user", "assistant", "tool"]
+Name = Annotated[str, Meta(min_length=1, max_length=256)]
+MAX_BATCH = 500
+
+
+class MessageCreate(Struct, forbid_unknown_fields=True):
+    role: Role
+    content: str
+    name: Name | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: Name | None = None
+    metadata: dict[str, Any] | None = None
+    token_count: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+
+
+class MessageBatch(Struct, forbid_unknown_fields=True):
+    messages: Annotated[list[MessageCreate], Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class MessageRead(Struct):
+    id: str
+    session_id: str
+    seq: int
+    role: str
+    content: str
+    name: str | None
+    tool_calls: list[dict[str, Any]] | None
+    tool_call_id: str | None
+    metadata: dict[str, Any] | None
+    token_count: int | None
+    created_at: datetime
+
+
+class MessagePage(Struct):
+    data: list[MessageRead]
+    next_cursor: str | None
+
+
+class MessageList(Struct):
+    data: list[MessageRead]
+
+
+class Truncation(Struct):
+    deleted: int
+
+
+class ContextMessage(Struct, omit_defaults=True):
+    """One message in chat-completions shape; absent optional fields are left out."""
+
+    role: str
+    content: str
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class Context(Struct):
+    messages: list[ContextMessage]

@@ -1,0 +1,272 @@
+"""Messages: append (atomic, gapless seq; idempotent), history, truncation.
+
+A message's `seq` comes from its session row, incremented in the appending transaction
+(`UPDATE sessions SET last_seq = last_seq + n ... RETURNING last_seq`). That row's lock
+serialises appends to one session across connections and processes, costs the same for the
+first message and the millionth, and never hands out a number twice or skips one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Row
+
+from chat_sessions.db import Transaction
+from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
+from chat_sessions.jsonvalues import check_json
+from chat_sessions.messages.schemas import MessageCreate
+from chat_sessions.models import messages, new_id, sessions, utcnow
+from chat_sessions.pagination import decode_cursor, encode_cursor
+from chat_sessions.sessions.service import ensure_session, not_found
+
+MESSAGE_COLUMNS = (
+    messages.c.id,
+    messages.c.session_id,
+    messages.c.seq,
+    messages.c.role,
+    messages.c.content,
+    messages.c.name,
+    messages.c.tool_calls,
+    messages.c.tool_call_id,
+    messages.c.metadata,
+    messages.c.token_count,
+    messages.c.created_at,
+)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def parse_idempotency_key(header: str | None) -> str | None:
+    """The key from an `Idempotency-Key` header, bare or as a quoted string."""
+    if header is None:
+        return None
+    key = header.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise BadRequest(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} printable characters")
+    return key
+
+
+def request_hash(kind: str, new: list[MessageCreate]) -> str:
+    """A digest of what was asked, to tell a retry (same body) from a reused key (409)."""
+    canonical = msgspec.json.encode([kind, msgspec.to_builtins(new)], order="sorted")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def check_message(message: MessageCreate, *, max_message_bytes: int, max_json_bytes: int) -> None:
+    # Four bytes per character at most in UTF-8: short contents skip the encoding.
+    if len(message.content) * 4 > max_message_bytes:
+        size = len(message.content.encode())
+        if size > max_message_bytes:
+            raise PayloadTooLarge(
+                f"message content is {size} bytes; the limit is {max_message_bytes}"
+            )
+    if message.role == "tool" and message.tool_call_id is None:
+        raise BadRequest("a tool message needs tool_call_id")
+    if message.tool_calls is not None:
+        if message.role != "assistant":
+            raise BadRequest("only an assistant message carries tool_calls")
+        if any(
+            not isinstance(call.get("id"), str) or not call["id"] for call in message.tool_calls
+        ):
+            raise BadRequest("every tool call needs a string id")
+        check_json(message.tool_calls, "tool_calls", max_json_bytes)
+    check_json(message.metadata, "metadata", max_json_bytes)
+
+
+async def append_messages(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    new: list[MessageCreate],
+    idempotency_key: str | None = None,
+    expected_last_seq: int | None = None,
+    max_message_bytes: int,
+    max_json_bytes: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Append `new` with consecutive seqs, all or nothing.
+
+    Returns the stored messages and whether this was a replay of an earlier request with the
+    same idempotency key (then nothing new is stored).
+    """
+    for message in new:
+        check_message(message, max_message_bytes=max_message_bytes, max_json_bytes=max_json_bytes)
+    digest = None
+    if idempotency_key is not None:
+        digest = request_hash("batch" if len(new) > 1 else "one", new)
+        # The session row's lock orders this request after any twin still in flight, so the
+        # look-up below sees the twin's committed row: the unique index is only a backstop.
+        await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
+        replay = await _replay(tx, session_id, idempotency_key, digest, len(new))
+        if replay is not None:
+            return replay, True
+
+    count = len(new)
+    now = utcnow()
+    last_seq = (
+        await tx.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
+            .values(
+                last_seq=sessions.c.last_seq + count,
+                message_count=sessions.c.message_count + count,
+                last_message_at=now,
+                updated_at=now,
+                version=sessions.c.version + 1,
+            )
+            .returning(sessions.c.last_seq)
+        )
+    ).scalar()
+    if last_seq is None:
+        raise not_found()
+    first_seq = last_seq - count + 1
+    if expected_last_seq is not None and first_seq - 1 != expected_last_seq:
+        raise PreconditionFailed(
+            f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
+        )
+    rows = [
+        {
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "session_id": session_id,
+            "seq": first_seq + offset,
+            "role": message.role,
+            "content": message.content,
+            "name": message.name,
+            "tool_calls": message.tool_calls,
+            "tool_call_id": message.tool_call_id,
+            "metadata": message.metadata,
+            "token_count": message.token_count,
+            "idempotency_key": idempotency_key if offset == 0 else None,
+            "request_hash": digest if offset == 0 else None,
+            "created_at": now,
+        }
+        for offset, message in enumerate(new)
+    ]
+    await tx.execute(messages.insert(), rows if count > 1 else rows[0])
+    return rows, False
+
+
+async def _replay(
+    tx: Transaction, session_id: str, key: str, digest: str, count: int
+) -> list[dict[str, Any]] | None:
+    """The messages an earlier request with this key stored, or None if there was none."""
+    first = (
+        await tx.execute(
+            select(messages.c.seq, messages.c.request_hash).where(
+                messages.c.session_id == session_id, messages.c.idempotency_key == key
+            )
+        )
+    ).first()
+    if first is None:
+        return None
+    if first.request_hash != digest:
+        raise Conflict("this Idempotency-Key was used with a different request body")
+    rows = await tx.execute(
+        select(*MESSAGE_COLUMNS)
+        .where(
+            messages.c.session_id == session_id,
+            messages.c.seq >= first.seq,
+            messages.c.seq < first.seq + count,
+        )
+        .order_by(messages.c.seq)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def list_messages(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    order: str,
+    after_seq: int | None,
+    before_seq: int | None,
+    role: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Row[Any]], str | None]:
+    """A page of history through the (session_id, seq) index, in either direction."""
+    scope = ("messages", tenant_id, session_id, order, after_seq, before_seq, role)
+    statement = select(*MESSAGE_COLUMNS).where(
+        messages.c.session_id == session_id, messages.c.tenant_id == tenant_id
+    )
+    if after_seq is not None:
+        statement = statement.where(messages.c.seq > after_seq)
+    if before_seq is not None:
+        statement = statement.where(messages.c.seq < before_seq)
+    if role is not None:
+        statement = statement.where(messages.c.role == role)
+    descending = order == "desc"
+    if cursor is not None:
+        (position,) = decode_cursor(cursor, scope, (int,))
+        statement = statement.where(
+            messages.c.seq < position if descending else messages.c.seq > position
+        )
+    statement = statement.order_by(
+        messages.c.seq.desc() if descending else messages.c.seq.asc()
+    ).limit(limit + 1)
+    rows = list((await tx.execute(statement)).all())
+    if not rows:
+        # An empty page: tell an empty (or filtered-out) history from a missing session.
+        await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(scope, [rows[-1].seq])
+    return rows, next_cursor
+
+
+async def get_message(
+    tx: Transaction, *, tenant_id: str, session_id: str, message_id: str
+) -> Row[Any]:
+    row = (
+        await tx.execute(
+            select(*MESSAGE_COLUMNS).where(
+                messages.c.id == message_id,
+                messages.c.session_id == session_id,
+                messages.c.tenant_id == tenant_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound("message not found")
+    return row
+
+
+async def truncate_after(
+    tx: Transaction, *, tenant_id: str, session_id: str, after_seq: int
+) -> int:
+    """Delete every message with seq > after_seq; appends then continue from what remains."""
+    await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
+    deleted = (
+        await tx.execute(
+            delete(messages).where(messages.c.session_id == session_id, messages.c.seq > after_seq)
+        )
+    ).rowcount
+    if deleted:
+        last = (
+            await tx.execute(
+                select(messages.c.seq, messages.c.created_at)
+                .where(messages.c.session_id == session_id)
+                .order_by(messages.c.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        await tx.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(
+                last_seq=last.seq if last else 0,
+                last_message_at=last.created_at if last else None,
+                message_count=sessions.c.message_count - deleted,
+                updated_at=utcnow(),
+                version=sessions.c.version + 1,
+            )
+        )
+    return int(deleted)

@@ -1,0 +1,171 @@
+"""Every table, in one file: the schema of record that Alembic reads.
+
+Foreign keys cascade in the database itself, so a delete by any path (HTTP, CLI, retention,
+raw SQL) removes the children in the same transaction. `messages.tenant_id` and
+`tool_calls.tenant_id` are scope columns, not foreign keys: their rows already go with their
+session, and a second foreign key would need one more index on the hottest table.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid_utils
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always UTC and always comes back timezone-aware.
+
+    SQLite has no timezone type and returns naive values; PostgreSQL stores `timestamptz`.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A UUIDv7: time-sortable, so primary-key order is creation order."""
+    return str(uuid_utils.uuid7())
+
+
+def _created_at() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenants"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    name: str = Field(max_length=200, unique=True)
+    max_sessions: int | None = None
+    retention_days: int | None = None
+    rate_limit_per_minute: int | None = None
+    created_at: datetime = _created_at()
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    tenant_id: str = Field(foreign_key="tenants.id", ondelete="CASCADE", index=True, max_length=36)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created_at()
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Session(SQLModel, table=True):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index(None, "tenant_id", "updated_at", "id"),
+        Index(None, "tenant_id", "user_id", "updated_at", "id"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    tenant_id: str = Field(foreign_key="tenants.id", ondelete="CASCADE", max_length=36)
+    user_id: str | None = Field(default=None, max_length=256)
+    title: str | None = Field(default=None, sa_type=Text)
+    traits: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    status: str = Field(default="active", max_length=32)
+    result: str | None = Field(default=None, sa_type=Text)
+    error: str | None = Field(default=None, sa_type=Text)
+    message_count: int = 0
+    # The highest seq handed out; appends take the next one from this row, under its lock.
+    last_seq: int = 0
+    last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    version: int = 1
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(None, "session_id", "seq", unique=True),
+        Index(
+            None,
+            "session_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=Column("idempotency_key").isnot(None),
+            postgresql_where=Column("idempotency_key").isnot(None),
+        ),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=36)
+    session_id: str = Field(foreign_key="sessions.id", ondelete="CASCADE", max_length=36)
+    seq: int
+    role: str = Field(max_length=16)
+    content: str = Field(sa_type=Text)
+    name: str | None = Field(default=None, max_length=256)
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONType))
+    tool_call_id: str | None = Field(default=None, max_length=256)
+    # `metadata` is reserved on declarative classes, hence the attribute name.
+    meta: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", JSONType))
+    token_count: int | None = None
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _created_at()
+
+
+class ToolCall(SQLModel, table=True):
+    __tablename__ = "tool_calls"
+    __table_args__ = (Index(None, "session_id", "status"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=36)
+    session_id: str = Field(foreign_key="sessions.id", ondelete="CASCADE", max_length=36)
+    # Indexed: deleting (truncating) messages looks their tool calls up by this column.
+    message_id: str | None = Field(
+        default=None, foreign_key="messages.id", ondelete="CASCADE", index=True, max_length=36
+    )
+    tool_call_id: str = Field(max_length=256)
+    tool_name: str = Field(max_length=256)
+    arguments: Any = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    result: Any = Field(default=None, sa_column=Column(JSONType))
+    error: str | None = Field(default=None, sa_type=Text)
+    duration_ms: int | None = Field(default=None, sa_type=Integer)
+    created_at: datetime = _created_at()
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+tenants = Tenant.__table__
+api_keys = ApiKey.__table__
+sessions = Session.__table__
+messages = Message.__table__
+tool_calls = ToolCall.__table__

@@ -1,0 +1,50 @@
+"""Opaque keyset cursors.
+
+A cursor carries the position after the last row of a page, and a short digest of what it
+was issued for (tenant, listing, filters). A cursor used for another tenant, another session
+or other filters is refused with 400 instead of silently paging through something else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+import msgspec
+
+from chat_sessions.errors import BadRequest
+
+MAX_CURSOR_LENGTH = 512
+
+
+def _scope_digest(scope: tuple[Any, ...]) -> str:
+    return hashlib.sha256(msgspec.json.encode(scope)).hexdigest()[:16]
+
+
+def encode_cursor(scope: tuple[Any, ...], position: list[Any]) -> str:
+    payload = msgspec.json.encode([_scope_digest(scope), *position])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, scope: tuple[Any, ...], types: tuple[type, ...]) -> list[Any]:
+    """The position a cursor carries, checked against `scope` and the expected types."""
+    if not cursor or len(cursor) > MAX_CURSOR_LENGTH:
+        raise BadRequest("invalid cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = msgspec.json.decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise BadRequest("invalid cursor") from None
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != len(types) + 1
+        or decoded[0] != _scope_digest(scope)
+    ):
+        raise BadRequest("invalid cursor: it does not belong to this listing")
+    position = decoded[1:]
+    for value, expected in zip(position, types, strict=True):
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise BadRequest("invalid cursor")
+    return position

@@ -1,0 +1,115 @@
+"""Session routes: parse, call one service function, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.params import Parameter
+
+from chat_sessions.db import Transaction
+from chat_sessions.sessions import service
+from chat_sessions.sessions.schemas import (
+    SessionCreate,
+    SessionListItem,
+    SessionPage,
+    SessionRead,
+    SessionStatus,
+    SessionUpdate,
+)
+from chat_sessions.settings import Settings
+from chat_sessions.wire import from_row
+
+IfMatch = Annotated[
+    str | None,
+    Parameter(header="If-Match", description="412 unless it names the session's ETag"),
+]
+
+
+def _one(row: Any, status_code: int = 200, **headers: str) -> Response[SessionRead]:
+    return Response(
+        from_row(SessionRead, row),
+        status_code=status_code,
+        headers={"ETag": service.etag(row.version), **headers},
+    )
+
+
+class SessionController(Controller):
+    path = "/sessions"
+    tags = ["sessions"]
+
+    @post("/", status_code=201, summary="Create a session")
+    async def create_session(
+        self, tx: Transaction, tenant_id: str, settings: Settings, data: SessionCreate
+    ) -> Response[SessionRead]:
+        row = await service.create_session(
+            tx, tenant_id=tenant_id, data=data, max_json_bytes=settings.max_json_bytes
+        )
+        return _one(row, 201, Location=f"/v1/sessions/{row.id}")
+
+    @get("/", summary="List sessions, newest activity first")
+    async def list_sessions(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        user_id: Annotated[str | None, Parameter(min_length=1, max_length=256)] = None,
+        status: SessionStatus | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        rows, next_cursor = await service.list_sessions(
+            tx, tenant_id=tenant_id, user_id=user_id, status=status, limit=limit, cursor=cursor
+        )
+        return SessionPage(
+            data=[from_row(SessionListItem, row) for row in rows], next_cursor=next_cursor
+        )
+
+    @get("/{session_id:str}", summary="Get a session (with ETag)")
+    async def get_session(
+        self, tx: Transaction, tenant_id: str, session_id: str
+    ) -> Response[SessionRead]:
+        return _one(await service.get_session(tx, tenant_id=tenant_id, session_id=session_id))
+
+    @patch("/{session_id:str}", summary="Update a session; traits as a JSON Merge Patch")
+    async def update_session(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settings: Settings,
+        session_id: str,
+        data: SessionUpdate,
+        if_match: IfMatch = None,
+    ) -> Response[SessionRead]:
+        row = await service.update_session(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            changes=data,
+            if_match=if_match,
+            max_json_bytes=settings.max_json_bytes,
+        )
+        return _one(row)
+
+    @put("/{session_id:str}/traits", summary="Replace a session's traits wholesale")
+    async def replace_traits(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settings: Settings,
+        session_id: str,
+        data: dict[str, Any],
+        if_match: IfMatch = None,
+    ) -> Response[SessionRead]:
+        row = await service.replace_traits(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            traits=data,
+            if_match=if_match,
+            max_json_bytes=settings.max_json_bytes,
+        )
+        return _one(row)
+
+    @delete("/{session_id:str}", status_code=204, summary="Delete a session and all under it")
+    async def delete_session(self, tx: Transaction, tenant_id: str, session_id: str) -> None:
+        await service.delete_session(tx, tenant_id=tenant_id, session_id=session_id)

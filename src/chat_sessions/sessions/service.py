@@ -1,0 +1,234 @@
+"""Sessions: the rules. Every function is scoped by `tenant_id`; another tenant's session is
+indistinguishable from one that does not exist."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from msgspec import UNSET
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.engine import Row
+
+from chat_sessions.db import Transaction
+from chat_sessions.errors import BadRequest, NotFound, PreconditionFailed
+from chat_sessions.jsonvalues import check_json, merge_patch
+from chat_sessions.models import messages, new_id, sessions, utcnow
+from chat_sessions.pagination import decode_cursor, encode_cursor
+from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
+
+PREVIEW_CHARS = 80
+
+SESSION_COLUMNS = (
+    sessions.c.id,
+    sessions.c.user_id,
+    sessions.c.title,
+    sessions.c.traits,
+    sessions.c.status,
+    sessions.c.result,
+    sessions.c.error,
+    sessions.c.message_count,
+    sessions.c.last_message_at,
+    sessions.c.created_at,
+    sessions.c.updated_at,
+    sessions.c.version,
+)
+
+# The last message's first characters, looked up through the (session_id, seq) index: one
+# index probe per listed session, and always in step with truncations and deletions.
+_preview = (
+    select(func.substr(messages.c.content, 1, PREVIEW_CHARS))
+    .where(messages.c.session_id == sessions.c.id)
+    .order_by(messages.c.seq.desc())
+    .limit(1)
+    .correlate(sessions)
+    .scalar_subquery()
+    .label("preview")
+)
+
+
+def not_found() -> NotFound:
+    return NotFound("session not found")
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    """412 unless `If-Match` (when given) names the session's current ETag, or is `*`."""
+    if if_match is None:
+        return
+    candidates = [tag.strip() for tag in if_match.split(",")]
+    current = etag(version)
+    if "*" in candidates or current in candidates or str(version) in candidates:
+        return
+    raise PreconditionFailed(f"the session has changed: its ETag is now {current}")
+
+
+async def create_session(
+    tx: Transaction, *, tenant_id: str, data: SessionCreate, max_json_bytes: int
+) -> Row[Any]:
+    check_json(data.traits, "traits", max_json_bytes)
+    now = utcnow()
+    statement = (
+        insert(sessions)
+        .values(
+            id=new_id(),
+            tenant_id=tenant_id,
+            user_id=data.user_id,
+            title=data.title,
+            traits=data.traits,
+            status=data.status,
+            result=data.result,
+            error=data.error,
+            message_count=0,
+            last_seq=0,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        .returning(*SESSION_COLUMNS)
+    )
+    return (await tx.execute(statement)).one()
+
+
+async def get_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:
+    row = (
+        await tx.execute(
+            select(*SESSION_COLUMNS).where(
+                sessions.c.id == session_id, sessions.c.tenant_id == tenant_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise not_found()
+    return row
+
+
+async def ensure_session(
+    tx: Transaction, *, tenant_id: str, session_id: str, lock: bool = False
+) -> None:
+    """404 unless the session exists in this tenant; `lock` holds its row until commit."""
+    statement = select(sessions.c.id).where(
+        sessions.c.id == session_id, sessions.c.tenant_id == tenant_id
+    )
+    if lock:
+        statement = statement.with_for_update()
+    if (await tx.execute(statement)).first() is None:
+        raise not_found()
+
+
+async def list_sessions(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    user_id: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Row[Any]], str | None]:
+    """Newest activity first; (updated_at, id) descending is a total order, so keyset pages
+    neither repeat nor skip rows, and page N costs what page 1 costs."""
+    scope = ("sessions", tenant_id, user_id, status)
+    statement = select(*SESSION_COLUMNS, _preview).where(sessions.c.tenant_id == tenant_id)
+    if user_id is not None:
+        statement = statement.where(sessions.c.user_id == user_id)
+    if status is not None:
+        statement = statement.where(sessions.c.status == status)
+    if cursor is not None:
+        updated_at, last_id = decode_cursor(cursor, scope, (str, str))
+        try:
+            position = datetime.fromisoformat(updated_at)
+        except ValueError:
+            raise BadRequest("invalid cursor") from None
+        statement = statement.where(
+            tuple_(sessions.c.updated_at, sessions.c.id) < tuple_(position, last_id)
+        )
+    statement = statement.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc()).limit(
+        limit + 1
+    )
+    rows = list((await tx.execute(statement)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(scope, [last.updated_at.isoformat(), last.id])
+    return rows, next_cursor
+
+
+async def _locked_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:
+    row = (
+        await tx.execute(
+            select(*SESSION_COLUMNS)
+            .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise not_found()
+    return row
+
+
+async def _write_session(
+    tx: Transaction, *, tenant_id: str, session_id: str, values: dict[str, Any]
+) -> Row[Any]:
+    statement = (
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
+        .values(**values, updated_at=utcnow(), version=sessions.c.version + 1)
+        .returning(*SESSION_COLUMNS)
+    )
+    return (await tx.execute(statement)).one()
+
+
+async def update_session(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    changes: SessionUpdate,
+    if_match: str | None,
+    max_json_bytes: int,
+) -> Row[Any]:
+    """Apply a PATCH under the session row's lock, so concurrent merge patches lose nothing."""
+    current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
+    check_if_match(if_match, current.version)
+    values: dict[str, Any] = {
+        name: value
+        for name in ("title", "user_id", "status", "result", "error")
+        if (value := getattr(changes, name)) is not UNSET
+    }
+    if changes.traits is not UNSET:
+        traits = merge_patch(current.traits, changes.traits)
+        check_json(traits, "traits", max_json_bytes)
+        values["traits"] = traits
+    if not values:
+        return current
+    return await _write_session(tx, tenant_id=tenant_id, session_id=session_id, values=values)
+
+
+async def replace_traits(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    traits: dict[str, Any],
+    if_match: str | None,
+    max_json_bytes: int,
+) -> Row[Any]:
+    check_json(traits, "traits", max_json_bytes)
+    current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
+    check_if_match(if_match, current.version)
+    return await _write_session(
+        tx, tenant_id=tenant_id, session_id=session_id, values={"traits": traits}
+    )
+
+
+async def delete_session(tx: Transaction, *, tenant_id: str, session_id: str) -> None:
+    """Delete the session; the database's cascade deletes its messages and tool calls."""
+    result = await tx.execute(
+        delete(sessions).where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
+    )
+    if result.rowcount == 0:
+        raise not_found()

@@ -1,0 +1,82 @@
+"""Typed settings, read from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+MIB = 1024 * 1024
+KIB = 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_path: str = "./data/sessions.db"
+    database_url: str | None = None
+
+    admin_token: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    access_log: bool = False
+
+    max_body_bytes: int = Field(default=1 * MIB, gt=0)
+    max_message_bytes: int = Field(default=256 * KIB, gt=0)
+    max_json_bytes: int = Field(default=64 * KIB, gt=0)
+
+    # SQLite only. NORMAL in WAL mode loses nothing a crashed process committed; FULL also
+    # survives a power cut, at one fsync per commit.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    # PostgreSQL only: per process.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=30000, ge=0)
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_url_is_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL the engine connects to; `DATABASE_URL` wins over `DATABASE_PATH`."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        if self.database_path == ":memory:":
+            return "sqlite://"
+        return f"sqlite:///{Path(self.database_path).expanduser()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URL forms operators paste and point them at the drivers we ship.
+
+    `postgres://` and `postgresql://` (and a `+psycopg` one) become `postgresql+asyncpg://`;
+    SQLite URLs use the standard library driver, whatever driver they name.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")

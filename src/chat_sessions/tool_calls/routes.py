@@ -1,0 +1,85 @@
+"""Tool call routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, patch, post
+from litestar.params import Parameter
+
+from chat_sessions.db import Transaction
+from chat_sessions.settings import Settings
+from chat_sessions.tool_calls import service
+from chat_sessions.tool_calls.schemas import (
+    ToolCallCreate,
+    ToolCallPage,
+    ToolCallRead,
+    ToolCallStatus,
+    ToolCallUpdate,
+)
+from chat_sessions.wire import from_row
+
+
+class ToolCallController(Controller):
+    path = "/sessions/{session_id:str}/tool-calls"
+    tags = ["tool calls"]
+
+    @post("/", status_code=201, summary="Record a tool call requested by the agent")
+    async def create_tool_call(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settings: Settings,
+        session_id: str,
+        data: ToolCallCreate,
+    ) -> ToolCallRead:
+        row = await service.create_tool_call(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            data=data,
+            max_json_bytes=settings.max_json_bytes,
+        )
+        return from_row(ToolCallRead, row)
+
+    @patch("/{tool_call_pk:str}", summary="Move a tool call along its lifecycle")
+    async def update_tool_call(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settings: Settings,
+        session_id: str,
+        tool_call_pk: str,
+        data: ToolCallUpdate,
+    ) -> ToolCallRead:
+        row = await service.update_tool_call(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            tool_call_pk=tool_call_pk,
+            change=data,
+            max_json_bytes=settings.max_json_bytes,
+        )
+        return from_row(ToolCallRead, row)
+
+    @get("/", summary="Tool calls in creation order")
+    async def list_tool_calls(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        session_id: str,
+        status: ToolCallStatus | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+    ) -> ToolCallPage:
+        rows, next_cursor = await service.list_tool_calls(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+        return ToolCallPage(
+            data=[from_row(ToolCallRead, row) for row in rows], next_cursor=next_cursor
+        )
