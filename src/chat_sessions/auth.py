@@ -13,6 +13,7 @@ import secrets
 import time
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import select, update
@@ -102,7 +103,7 @@ async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     connection.scope["state"]["tenant_id"] = tenant_id
 
 
-async def provide_tenant_id(request: Any) -> str:
+async def provide_tenant_id(request: Request[Any, Any, Any]) -> str:
     return str(request.scope["state"]["tenant_id"])
 
 

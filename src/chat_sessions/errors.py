@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 log = logging.getLogger("chat_sessions")
@@ -122,11 +122,14 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return problem(status, _TITLES.get(status, "Error"), detail, headers=headers, extra=extra)
 
 
-def handle_database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The database is down, locked past the busy timeout, or the pool is exhausted: 503."""
-    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError):
-        if not getattr(exc, "connection_invalidated", False):
-            return handle_unexpected(_, exc)
+def handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A unique index caught a race the service's checks could not (409); the database is
+    down, locked past the busy timeout, or the pool is exhausted (503)."""
+    if isinstance(exc, IntegrityError):
+        return problem(409, "Conflict", "the request conflicts with data stored meanwhile")
+    unavailable = isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError)
+    if not unavailable and not getattr(exc, "connection_invalidated", False):
+        return handle_unexpected(request, exc)
     log.warning("database unavailable: %s", type(exc).__name__)
     return problem(
         503,
@@ -146,9 +149,9 @@ def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: handle_domain_error,
     HTTPException: handle_http_exception,
-    OperationalError: handle_database_unavailable,
-    DBAPIError: handle_database_unavailable,
-    PoolTimeoutError: handle_database_unavailable,
-    OSError: handle_database_unavailable,
+    OperationalError: handle_database_error,
+    DBAPIError: handle_database_error,
+    PoolTimeoutError: handle_database_error,
+    OSError: handle_database_error,
     Exception: handle_unexpected,
 }

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from chat_sessions.admin import service
 from chat_sessions.admin.schemas import (
@@ -27,35 +28,43 @@ class AdminController(Controller):
     guards = [admin_guard]
 
     @post("/", status_code=201, summary="Create a tenant and its first API key")
-    async def create_tenant(self, tx: Transaction, data: TenantCreate) -> TenantCreated:
+    async def create_tenant(
+        self, tx: NamedDependency[Transaction], data: TenantCreate
+    ) -> TenantCreated:
         row, key = await service.create_tenant(tx, data)
         return TenantCreated(tenant=from_row(TenantRead, row), api_key=key)
 
     @get("/", summary="List tenants with their counts")
     async def list_tenants(
         self,
-        tx: Transaction,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        cursor: str | None = None,
+        tx: NamedDependency[Transaction],
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: FromQuery[str | None] = None,
     ) -> TenantPage:
         rows, next_cursor = await service.list_tenants(tx, limit=limit, cursor=cursor)
         return TenantPage(data=[from_row(TenantRead, row) for row in rows], next_cursor=next_cursor)
 
     @patch("/{tenant_id:str}", summary="Change a tenant's name or limits")
     async def update_tenant(
-        self, tx: Transaction, tenant_id: str, data: TenantUpdate
+        self, tx: NamedDependency[Transaction], tenant_id: FromPath[str], data: TenantUpdate
     ) -> TenantRead:
         return from_row(TenantRead, await service.update_tenant(tx, tenant_id, data))
 
     @delete("/{tenant_id:str}", status_code=204, summary="Delete a tenant and everything it owns")
-    async def delete_tenant(self, tx: Transaction, tenant_id: str) -> None:
+    async def delete_tenant(
+        self, tx: NamedDependency[Transaction], tenant_id: FromPath[str]
+    ) -> None:
         await service.delete_tenant(tx, tenant_id)
 
     @post("/{tenant_id:str}/keys", status_code=201, summary="Create an API key (shown once)")
-    async def create_key(self, tx: Transaction, tenant_id: str) -> KeyCreated:
+    async def create_key(
+        self, tx: NamedDependency[Transaction], tenant_id: FromPath[str]
+    ) -> KeyCreated:
         row, key = await service.add_key(tx, tenant_id, by_name=False)
         return KeyCreated(api_key=key, **row)
 
     @delete("/{tenant_id:str}/keys/{key_id:str}", status_code=204, summary="Revoke an API key")
-    async def revoke_key(self, tx: Transaction, tenant_id: str, key_id: str) -> None:
+    async def revoke_key(
+        self, tx: NamedDependency[Transaction], tenant_id: FromPath[str], key_id: FromPath[str]
+    ) -> None:
         await service.revoke_key(tx, key_id=key_id, tenant_id=tenant_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, Response, delete, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
 from chat_sessions.db import Transaction
 from chat_sessions.messages import service
@@ -25,16 +26,16 @@ from chat_sessions.wire import from_row
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         description="Retry-safe appends: the same key and body answer the original again",
     ),
 ]
 ExpectedLastSeq = Annotated[
     int | None,
-    Parameter(ge=0, description="Store only if the session's highest seq is still this"),
+    QueryParameter(ge=0, description="Store only if the session's highest seq is still this"),
 ]
-Seq = Annotated[int | None, Parameter(ge=0)]
+Seq = Annotated[int | None, QueryParameter(ge=0)]
 
 
 class MessageController(Controller):
@@ -43,10 +44,10 @@ class MessageController(Controller):
 
     async def _append(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        settings: Settings,
-        session_id: str,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
         new: list[MessageCreate],
         idempotency_key: str | None,
         expected_last_seq: int | None,
@@ -67,10 +68,10 @@ class MessageController(Controller):
     @post("/messages", status_code=201, summary="Append a message")
     async def append_message(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        settings: Settings,
-        session_id: str,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
         data: MessageCreate,
         idempotency_key: IdempotencyKey = None,
         expected_last_seq: ExpectedLastSeq = None,
@@ -83,10 +84,10 @@ class MessageController(Controller):
     @post("/messages/batch", status_code=201, summary="Append up to 500 messages, all or none")
     async def append_batch(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        settings: Settings,
-        session_id: str,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
         data: MessageBatch,
         idempotency_key: IdempotencyKey = None,
         expected_last_seq: ExpectedLastSeq = None,
@@ -99,15 +100,15 @@ class MessageController(Controller):
     @get("/messages", summary="History; the last 50 are order=desc&limit=50")
     async def list_messages(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        session_id: str,
-        order: Literal["asc", "desc"] = "asc",
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        session_id: FromPath[str],
+        order: FromQuery[Literal["asc", "desc"]] = "asc",
         after_seq: Seq = None,
         before_seq: Seq = None,
-        role: Role | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        cursor: str | None = None,
+        role: FromQuery[Role | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        cursor: FromQuery[str | None] = None,
     ) -> MessagePage:
         rows, next_cursor = await service.list_messages(
             tx,
@@ -126,7 +127,11 @@ class MessageController(Controller):
 
     @get("/messages/{message_id:str}", summary="One message")
     async def get_message(
-        self, tx: Transaction, tenant_id: str, session_id: str, message_id: str
+        self,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        session_id: FromPath[str],
+        message_id: FromPath[str],
     ) -> MessageRead:
         row = await service.get_message(
             tx, tenant_id=tenant_id, session_id=session_id, message_id=message_id
@@ -136,10 +141,10 @@ class MessageController(Controller):
     @delete("/messages", status_code=200, summary="Truncate: delete every message after a seq")
     async def truncate_messages(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        session_id: str,
-        after_seq: Annotated[int, Parameter(ge=0, description="0 clears the history")],
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        session_id: FromPath[str],
+        after_seq: Annotated[int, QueryParameter(ge=0, description="0 clears the history")],
     ) -> Truncation:
         deleted = await service.truncate_after(
             tx, tenant_id=tenant_id, session_id=session_id, after_seq=after_seq
@@ -149,11 +154,11 @@ class MessageController(Controller):
     @get("/context", summary="The history as a ready LLM prompt")
     async def get_context(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        session_id: str,
-        max_messages: Annotated[int | None, Parameter(ge=1)] = None,
-        max_tokens: Annotated[int | None, Parameter(ge=1)] = None,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        session_id: FromPath[str],
+        max_messages: Annotated[int | None, QueryParameter(ge=1)] = None,
+        max_tokens: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> Context:
         chosen = await build_context(
             tx,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
 from chat_sessions.db import Transaction
 from chat_sessions.sessions import service
@@ -22,7 +23,7 @@ from chat_sessions.wire import from_row
 
 IfMatch = Annotated[
     str | None,
-    Parameter(header="If-Match", description="412 unless it names the session's ETag"),
+    HeaderParameter(name="If-Match", description="412 unless it names the session's ETag"),
 ]
 
 
@@ -40,7 +41,11 @@ class SessionController(Controller):
 
     @post("/", status_code=201, summary="Create a session")
     async def create_session(
-        self, tx: Transaction, tenant_id: str, settings: Settings, data: SessionCreate
+        self,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        data: SessionCreate,
     ) -> Response[SessionRead]:
         row = await service.create_session(
             tx, tenant_id=tenant_id, data=data, max_json_bytes=settings.max_json_bytes
@@ -50,12 +55,12 @@ class SessionController(Controller):
     @get("/", summary="List sessions, newest activity first")
     async def list_sessions(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        user_id: Annotated[str | None, Parameter(min_length=1, max_length=256)] = None,
-        status: SessionStatus | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        cursor: str | None = None,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
+        status: FromQuery[SessionStatus | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: FromQuery[str | None] = None,
     ) -> SessionPage:
         rows, next_cursor = await service.list_sessions(
             tx, tenant_id=tenant_id, user_id=user_id, status=status, limit=limit, cursor=cursor
@@ -66,17 +71,20 @@ class SessionController(Controller):
 
     @get("/{session_id:str}", summary="Get a session (with ETag)")
     async def get_session(
-        self, tx: Transaction, tenant_id: str, session_id: str
+        self,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        session_id: FromPath[str],
     ) -> Response[SessionRead]:
         return _one(await service.get_session(tx, tenant_id=tenant_id, session_id=session_id))
 
     @patch("/{session_id:str}", summary="Update a session; traits as a JSON Merge Patch")
     async def update_session(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        settings: Settings,
-        session_id: str,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
         data: SessionUpdate,
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
@@ -93,10 +101,10 @@ class SessionController(Controller):
     @put("/{session_id:str}/traits", summary="Replace a session's traits wholesale")
     async def replace_traits(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        settings: Settings,
-        session_id: str,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
         data: dict[str, Any],
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
@@ -111,5 +119,10 @@ class SessionController(Controller):
         return _one(row)
 
     @delete("/{session_id:str}", status_code=204, summary="Delete a session and all under it")
-    async def delete_session(self, tx: Transaction, tenant_id: str, session_id: str) -> None:
+    async def delete_session(
+        self,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        session_id: FromPath[str],
+    ) -> None:
         await service.delete_session(tx, tenant_id=tenant_id, session_id=session_id)

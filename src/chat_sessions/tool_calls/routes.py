@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from chat_sessions.db import Transaction
 from chat_sessions.settings import Settings
@@ -27,10 +28,10 @@ class ToolCallController(Controller):
     @post("/", status_code=201, summary="Record a tool call requested by the agent")
     async def create_tool_call(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        settings: Settings,
-        session_id: str,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
         data: ToolCallCreate,
     ) -> ToolCallRead:
         row = await service.create_tool_call(
@@ -45,11 +46,11 @@ class ToolCallController(Controller):
     @patch("/{tool_call_pk:str}", summary="Move a tool call along its lifecycle")
     async def update_tool_call(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        settings: Settings,
-        session_id: str,
-        tool_call_pk: str,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        settings: NamedDependency[Settings],
+        session_id: FromPath[str],
+        tool_call_pk: FromPath[str],
         data: ToolCallUpdate,
     ) -> ToolCallRead:
         row = await service.update_tool_call(
@@ -65,12 +66,12 @@ class ToolCallController(Controller):
     @get("/", summary="Tool calls in creation order")
     async def list_tool_calls(
         self,
-        tx: Transaction,
-        tenant_id: str,
-        session_id: str,
-        status: ToolCallStatus | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        cursor: str | None = None,
+        tx: NamedDependency[Transaction],
+        tenant_id: NamedDependency[str],
+        session_id: FromPath[str],
+        status: FromQuery[ToolCallStatus | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: FromQuery[str | None] = None,
     ) -> ToolCallPage:
         rows, next_cursor = await service.list_tool_calls(
             tx,

@@ -1,0 +1,3 @@
+from chat_sessions.cli import main
+
+main()

@@ -1,0 +1,183 @@
+"""The `chat-sessions` command: serve, migrate, and the operator's tenant and key chores."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from chat_sessions.admin import service as admin
+from chat_sessions.admin.schemas import TenantCreate
+from chat_sessions.db import Database, Transaction, migrate
+from chat_sessions.errors import DomainError
+from chat_sessions.settings import Settings
+
+DEMO_TENANT = "demo"
+
+
+def _run_in_transaction(settings: Settings, work: Callable[[Transaction], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        database = Database(settings)
+        await database.start()
+        try:
+            async with database.transaction() as tx:
+                return await work(tx)
+        finally:
+            await database.stop()
+
+    return asyncio.run(run())
+
+
+def _create_demo_tenant_if_none(settings: Settings) -> None:
+    """On a database without tenants, create `demo` and print its key: the README's curl
+    walk-through works at once."""
+
+    async def work(tx: Transaction) -> str | None:
+        rows, _ = await admin.list_tenants(tx, limit=1, cursor=None)
+        if rows:
+            return None
+        _, key = await admin.create_tenant(tx, TenantCreate(name=DEMO_TENANT))
+        return key
+
+    key = _run_in_transaction(settings, work)
+    if key is not None:
+        print(f"Created tenant '{DEMO_TENANT}'. Its API key (shown once, keep it):\n\n  {key}\n")
+        print(f"  export CHAT_SESSIONS_KEY={key}\n", flush=True)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    if args.migrate:
+        migrate(settings)
+    if args.demo_tenant:
+        _create_demo_tenant_if_none(settings)
+    workers = settings.workers
+    if workers > 1 and settings.is_sqlite:
+        print(
+            "warning: WORKERS>1 on SQLite: processes take turns at one write lock; "
+            "use PostgreSQL (DATABASE_URL) to scale out",
+            file=sys.stderr,
+        )
+    print(f"chat-sessions serving on http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(
+        "chat_sessions.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        proxy_headers=True,
+    )
+
+
+def cmd_migrate(_: argparse.Namespace, settings: Settings) -> None:
+    migrate(settings)
+    print("database is at the latest migration")
+
+
+def cmd_tenants_create(args: argparse.Namespace, settings: Settings) -> None:
+    fields = {
+        "name": args.name,
+        "max_sessions": args.max_sessions,
+        "retention_days": args.retention_days,
+        "rate_limit_per_minute": args.rate_limit,
+    }
+    data = msgspec.convert(fields, TenantCreate)
+    row, key = _run_in_transaction(settings, lambda tx: admin.create_tenant(tx, data))
+    print(f"tenant_id: {row.id}\napi_key:   {key}")
+
+
+def cmd_tenants_list(_: argparse.Namespace, settings: Settings) -> None:
+    async def work(tx: Transaction) -> list[Any]:
+        found: list[Any] = []
+        cursor = None
+        while True:
+            rows, cursor = await admin.list_tenants(tx, limit=100, cursor=cursor)
+            found += rows
+            if cursor is None:
+                return found
+
+    rows = _run_in_transaction(settings, work)
+    print(f"{'id':36}  {'name':24}  {'sessions':>8}  {'messages':>9}")
+    for row in rows:
+        print(f"{row.id:36}  {row.name:24}  {row.session_count:>8}  {row.message_count:>9}")
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
+    row, key = _run_in_transaction(settings, lambda tx: admin.add_key(tx, args.tenant))
+    print(f"key_id:  {row['id']}\napi_key: {key}")
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    _run_in_transaction(settings, lambda tx: admin.revoke_key(tx, key_id=args.key_id))
+    print(f"revoked {args.key_id}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chat-sessions",
+        description="Session store for chatbots and agents. Settings come from the "
+        "environment and .env (see .env.example).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve HTTP on HOST:PORT")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.add_argument(
+        "--demo-tenant", action="store_true", help="create tenant 'demo' if there is none"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    commands.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)
+
+    tenants = commands.add_parser("tenants", help="create or list tenants").add_subparsers(
+        dest="action", required=True
+    )
+    create = tenants.add_parser("create", help="create a tenant; prints its id and API key")
+    create.add_argument("name")
+    create.add_argument("--max-sessions", type=int)
+    create.add_argument("--retention-days", type=int)
+    create.add_argument("--rate-limit", type=int, help="requests a minute")
+    create.set_defaults(func=cmd_tenants_create)
+    tenants.add_parser("list", help="list tenants with counts").set_defaults(func=cmd_tenants_list)
+
+    keys = commands.add_parser("keys", help="create or revoke API keys").add_subparsers(
+        dest="action", required=True
+    )
+    key_create = keys.add_parser("create", help="a new key for TENANT (id or name)")
+    key_create.add_argument("tenant")
+    key_create.set_defaults(func=cmd_keys_create)
+    revoke = keys.add_parser("revoke", help="revoke a key: it answers 401 from then on")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+    # Alembic's own start-up chatter is noise to an operator; its "Running upgrade" lines stay.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
+    try:
+        args.func(args, settings)
+    except DomainError as error:
+        print(f"error: {error.detail}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (ValueError, msgspec.ValidationError) as error:  # bad settings or arguments
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
