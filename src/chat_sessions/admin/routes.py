@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from chat_sessions.admin import service
 from chat_sessions.admin.schemas import (
@@ -29,7 +29,7 @@ class AdminController(Controller):
 
     @post("/", status_code=201, summary="Create a tenant and its first API key")
     async def create_tenant(
-        self, tx: NamedDependency[Transaction], data: TenantCreate
+        self, tx: NamedDependency[Transaction], data: JSONBody[TenantCreate]
     ) -> TenantCreated:
         row, key = await service.create_tenant(tx, data)
         return TenantCreated(tenant=from_row(TenantRead, row), api_key=key)
@@ -46,7 +46,10 @@ class AdminController(Controller):
 
     @patch("/{tenant_id:str}", summary="Change a tenant's name or limits")
     async def update_tenant(
-        self, tx: NamedDependency[Transaction], tenant_id: FromPath[str], data: TenantUpdate
+        self,
+        tx: NamedDependency[Transaction],
+        tenant_id: FromPath[str],
+        data: JSONBody[TenantUpdate],
     ) -> TenantRead:
         return from_row(TenantRead, await service.update_tenant(tx, tenant_id, data))
 

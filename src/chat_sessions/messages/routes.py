@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from chat_sessions.db import Transaction
 from chat_sessions.messages import service
@@ -72,7 +72,7 @@ class MessageController(Controller):
         tenant_id: NamedDependency[str],
         settings: NamedDependency[Settings],
         session_id: FromPath[str],
-        data: MessageCreate,
+        data: JSONBody[MessageCreate],
         idempotency_key: IdempotencyKey = None,
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Response[MessageRead]:
@@ -88,7 +88,7 @@ class MessageController(Controller):
         tenant_id: NamedDependency[str],
         settings: NamedDependency[Settings],
         session_id: FromPath[str],
-        data: MessageBatch,
+        data: JSONBody[MessageBatch],
         idempotency_key: IdempotencyKey = None,
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Response[MessageList]:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from chat_sessions.db import Transaction
 from chat_sessions.sessions import service
@@ -45,7 +45,7 @@ class SessionController(Controller):
         tx: NamedDependency[Transaction],
         tenant_id: NamedDependency[str],
         settings: NamedDependency[Settings],
-        data: SessionCreate,
+        data: JSONBody[SessionCreate],
     ) -> Response[SessionRead]:
         row = await service.create_session(
             tx, tenant_id=tenant_id, data=data, max_json_bytes=settings.max_json_bytes
@@ -85,7 +85,7 @@ class SessionController(Controller):
         tenant_id: NamedDependency[str],
         settings: NamedDependency[Settings],
         session_id: FromPath[str],
-        data: SessionUpdate,
+        data: JSONBody[SessionUpdate],
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
         row = await service.update_session(
@@ -105,7 +105,7 @@ class SessionController(Controller):
         tenant_id: NamedDependency[str],
         settings: NamedDependency[Settings],
         session_id: FromPath[str],
-        data: dict[str, Any],
+        data: JSONBody[dict[str, Any]],
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
         row = await service.replace_traits(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from chat_sessions.db import Transaction
 from chat_sessions.settings import Settings
@@ -32,7 +32,7 @@ class ToolCallController(Controller):
         tenant_id: NamedDependency[str],
         settings: NamedDependency[Settings],
         session_id: FromPath[str],
-        data: ToolCallCreate,
+        data: JSONBody[ToolCallCreate],
     ) -> ToolCallRead:
         row = await service.create_tool_call(
             tx,
@@ -51,7 +51,7 @@ class ToolCallController(Controller):
         settings: NamedDependency[Settings],
         session_id: FromPath[str],
         tool_call_pk: FromPath[str],
-        data: ToolCallUpdate,
+        data: JSONBody[ToolCallUpdate],
     ) -> ToolCallRead:
         row = await service.update_tool_call(
             tx,
