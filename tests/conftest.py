@@ -8,63 +8,27 @@ share one database created for this run (migrated once) and emptied before each 
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from litestar import Litestar
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from chat_sessions.app import create_app
 from chat_sessions.db import Database
-from chat_sessions.settings import Settings, normalize_database_url
-from support import Tenant, create_tenant, make_settings
+from chat_sessions.settings import Settings
+from support import (
+    TEST_DATABASE_URL,
+    Tenant,
+    create_postgres_database,
+    create_tenant,
+    drop_postgres_database,
+    make_settings,
+)
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 ENGINES = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
 TABLES = "tool_calls, messages, sessions, api_keys, tenants"
-
-
-async def _admin_execute(url: str, *statements: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            for statement in statements:
-                await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-def create_postgres_database(prefix: str = "cs_test") -> str:
-    """A new, empty PostgreSQL database on the TEST_DATABASE_URL server; returns its URL."""
-    assert TEST_DATABASE_URL
-    base = make_url(normalize_database_url(TEST_DATABASE_URL))
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_admin_execute(base.render_as_string(False), f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # pragma: no cover - depends on the machine
-        message = f"PostgreSQL at TEST_DATABASE_URL is unreachable: {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_postgres_database(url: str) -> None:
-    parsed = make_url(url)
-    admin_url = parsed.set(
-        database=make_url(normalize_database_url(TEST_DATABASE_URL or "")).database
-    )
-    asyncio.run(
-        _admin_execute(
-            admin_url.render_as_string(False),
-            f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)',
-        )
-    )
 
 
 @pytest.fixture(scope="session")

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chat_sessions.db import Database
-from chat_sessions.settings import Settings
+from chat_sessions.settings import Settings, normalize_database_url
 
 ADMIN_TOKEN = "test-admin-token"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -52,3 +60,51 @@ async def count_rows(database: Database, table: str, where: str = "", **params: 
     sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
     async with database.transaction() as tx:
         return int((await tx.execute(text(sql), params)).scalar_one())
+
+
+async def _admin_execute(url: str, *statements: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def create_postgres_database_async(prefix: str = "cs_test") -> str:
+    """A new, empty PostgreSQL database on the TEST_DATABASE_URL server; returns its URL.
+
+    Unreachable: the test fails under CI=true (the PostgreSQL half must run there) and is
+    skipped, with the reason, elsewhere.
+    """
+    assert TEST_DATABASE_URL
+    base = make_url(normalize_database_url(TEST_DATABASE_URL))
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        await _admin_execute(base.render_as_string(False), f'CREATE DATABASE "{name}"')
+    except (OSError, SQLAlchemyError) as error:
+        message = f"PostgreSQL at TEST_DATABASE_URL is unreachable: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def create_postgres_database(prefix: str = "cs_test") -> str:
+    return asyncio.run(create_postgres_database_async(prefix))
+
+
+async def drop_postgres_database_async(url: str) -> None:
+    parsed = make_url(url)
+    admin_url = parsed.set(
+        database=make_url(normalize_database_url(TEST_DATABASE_URL or "")).database
+    )
+    await _admin_execute(
+        admin_url.render_as_string(False),
+        f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)',
+    )
+
+
+def drop_postgres_database(url: str) -> None:
+    asyncio.run(drop_postgres_database_async(url))

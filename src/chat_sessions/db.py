@@ -251,7 +251,14 @@ class Database:
         """Run `work` with a plain SQLAlchemy connection (migrations, schema checks)."""
         if self.is_sqlite:
             async with self._sqlite_lock:
-                return work(self._sqlite_connection())
+                connection = self._sqlite_connection()
+                try:
+                    return work(connection)
+                finally:
+                    # Work that left a transaction open (an inspector's reads autobegin one)
+                    # would hold the write lock of the one shared connection: end it.
+                    if connection.in_transaction():
+                        connection.rollback()
         assert self._async_engine is not None
         async with self._async_engine.connect() as connection:
             return await connection.run_sync(work)
