@@ -260,8 +260,8 @@ class Database:
                     if connection.in_transaction():
                         connection.rollback()
         assert self._async_engine is not None
-        async with self._async_engine.connect() as connection:
-            return await connection.run_sync(work)
+        async with self._async_engine.connect() as async_connection:
+            return await async_connection.run_sync(work)
 
     async def schema_revision(self) -> str | None:
         """The migration the database is at, or None when it has none (or cannot answer)."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -164,8 +164,9 @@ class ToolCall(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-tenants = Tenant.__table__
-api_keys = ApiKey.__table__
-sessions = Session.__table__
-messages = Message.__table__
-tool_calls = ToolCall.__table__
+# The tables themselves, for SQLAlchemy Core statements on the hot paths.
+tenants: Table = Tenant.__table__  # type: ignore[attr-defined]
+api_keys: Table = ApiKey.__table__  # type: ignore[attr-defined]
+sessions: Table = Session.__table__  # type: ignore[attr-defined]
+messages: Table = Message.__table__  # type: ignore[attr-defined]
+tool_calls: Table = ToolCall.__table__  # type: ignore[attr-defined]
