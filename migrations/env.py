@@ -12,7 +12,12 @@ import logging.config
 from alembic import context
 from sqlalchemy import Connection
 
-from chat_sessions.db import create_postgres_engine, create_sqlite_engine, set_sqlite_foreign_keys
+from chat_sessions.db import (
+    create_postgres_engine,
+    create_sqlite_engine,
+    include_in_autogenerate,
+    set_sqlite_foreign_keys,
+)
 from chat_sessions.models import metadata
 from chat_sessions.settings import Settings
 
@@ -28,6 +33,7 @@ def _configure_and_run(connection: Connection) -> None:
         # SQLite alters most constraints only by rebuilding the table.
         render_as_batch=True,
         compare_type=True,
+        include_name=include_in_autogenerate,
     )
     with context.begin_transaction():
         context.run_migrations()

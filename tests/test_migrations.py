@@ -10,7 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from chat_sessions.db import Database, downgrade_on_connection, head_revision
+from chat_sessions.db import (
+    Database,
+    downgrade_on_connection,
+    head_revision,
+    include_in_autogenerate,
+)
 from chat_sessions.models import metadata
 from support import (
     TEST_DATABASE_URL,
@@ -37,7 +42,9 @@ async def empty_database(engine_name: str) -> AsyncIterator[Database]:
 
 
 def _differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": include_in_autogenerate}
+    )
     return list(compare_metadata(context, metadata))
 
 

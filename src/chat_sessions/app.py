@@ -21,9 +21,13 @@ from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, UnsupportedMediaType, problem
 from chat_sessions.messages.routes import MessageController
 from chat_sessions.ratelimit import RateLimiter
+from chat_sessions.search.routes import search
 from chat_sessions.sessions.routes import SessionController
 from chat_sessions.settings import Settings
+from chat_sessions.stats.routes import get_stats
 from chat_sessions.tool_calls.routes import ToolCallController
+from chat_sessions.transfer.routes import TransferController
+from chat_sessions.users.routes import erase_user_route
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -91,7 +95,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     tenant_api = Router(
         path="/v1",
-        route_handlers=[SessionController, MessageController, ToolCallController],
+        route_handlers=[
+            SessionController,
+            MessageController,
+            ToolCallController,
+            TransferController,
+            search,
+            get_stats,
+            erase_user_route,
+        ],
         guards=[tenant_guard],
         dependencies={"tenant_id": Provide(provide_tenant_id)},
         security=[{"bearer": []}],

@@ -284,6 +284,15 @@ class Database:
 # --- migrations ---------------------------------------------------------------------------
 
 
+# The search index lives outside the models: an FTS5 virtual table with its shadow tables on
+# SQLite, an expression index on PostgreSQL (migration 0002). Autogenerate must not see them.
+SEARCH_INDEX_NAMES = ("messages_fts", "ix_messages_content_fts")
+
+
+def include_in_autogenerate(name: str | None, type_: str, parent_names: Any) -> bool:
+    return not (name or "").startswith(SEARCH_INDEX_NAMES)
+
+
 def alembic_config(connection: Connection | None = None) -> Any:
     from alembic.config import Config
 

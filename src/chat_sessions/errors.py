@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 log = logging.getLogger("chat_sessions")
@@ -125,6 +125,9 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 def handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A unique index caught a race the service's checks could not (409); the database is
     down, locked past the busy timeout, or the pool is exhausted (503)."""
+    if isinstance(exc, DataError):
+        # A value the database cannot store (PostgreSQL refuses NUL characters in text).
+        return problem(400, "Bad Request", "a value in the request cannot be stored")
     if isinstance(exc, IntegrityError):
         return problem(409, "Conflict", "the request conflicts with data stored meanwhile")
     unavailable = isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError)

@@ -12,29 +12,39 @@ from chat_sessions.errors import BadRequest, PayloadTooLarge
 MAX_JSON_DEPTH = 64
 
 
-def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether `value` nests deeper than `limit`; iterative, so it cannot overflow the stack."""
+def check_text(value: str, what: str) -> None:
+    """NUL characters are refused on every engine, since PostgreSQL cannot store them."""
+    if "\x00" in value:
+        raise BadRequest(f"{what} contains a NUL character")
+
+
+def _check_tree(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Depth and NUL checks in one iterative walk, so a deep document cannot overflow the stack."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            check_text(item, what)
+            continue
         if isinstance(item, dict):
+            for key in item:
+                check_text(key, what)
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
         if depth > limit:
-            return True
+            raise BadRequest(f"{what} nests deeper than {limit} levels")
         stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def check_json(value: Any, what: str, max_bytes: int) -> None:
-    """Refuse a JSON value that is too deep (400) or too large (413) to store."""
+    """Refuse a JSON value that is too deep or holds NUL characters (400), or is too large
+    (413), to store."""
     if value is None:
         return
-    if json_depth_exceeds(value):
-        raise BadRequest(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    _check_tree(value, what)
     size = len(msgspec.json.encode(value))
     if size > max_bytes:
         raise PayloadTooLarge(f"{what} is {size} bytes encoded; the limit is {max_bytes}")

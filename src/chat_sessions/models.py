@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -105,6 +105,10 @@ class Session(SQLModel, table=True):
     message_count: int = 0
     # The highest seq handed out; appends take the next one from this row, under its lock.
     last_seq: int = 0
+    # Sum of the messages' token_count, kept in step by appends and truncations (for stats).
+    token_total: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
     last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()

@@ -12,12 +12,12 @@ import hashlib
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Row
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
-from chat_sessions.jsonvalues import check_json
+from chat_sessions.jsonvalues import check_json, check_text
 from chat_sessions.messages.schemas import MessageCreate
 from chat_sessions.models import messages, new_id, sessions, utcnow
 from chat_sessions.pagination import decode_cursor, encode_cursor
@@ -65,6 +65,7 @@ def check_message(message: MessageCreate, *, max_message_bytes: int, max_json_by
             raise PayloadTooLarge(
                 f"message content is {size} bytes; the limit is {max_message_bytes}"
             )
+    check_text(message.content, "content")
     if message.role == "tool" and message.tool_call_id is None:
         raise BadRequest("a tool message needs tool_call_id")
     if message.tool_calls is not None:
@@ -115,6 +116,7 @@ async def append_messages(
             .values(
                 last_seq=sessions.c.last_seq + count,
                 message_count=sessions.c.message_count + count,
+                token_total=sessions.c.token_total + sum(m.token_count or 0 for m in new),
                 last_message_at=now,
                 updated_at=now,
                 version=sessions.c.version + 1,
@@ -244,11 +246,11 @@ async def truncate_after(
 ) -> int:
     """Delete every message with seq > after_seq; appends then continue from what remains."""
     await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
-    deleted = (
-        await tx.execute(
-            delete(messages).where(messages.c.session_id == session_id, messages.c.seq > after_seq)
-        )
-    ).rowcount
+    after = (messages.c.session_id == session_id, messages.c.seq > after_seq)
+    deleted_tokens = (
+        await tx.execute(select(func.coalesce(func.sum(messages.c.token_count), 0)).where(*after))
+    ).scalar_one()
+    deleted = (await tx.execute(delete(messages).where(*after))).rowcount
     if deleted:
         last = (
             await tx.execute(
@@ -265,6 +267,7 @@ async def truncate_after(
                 last_seq=last.seq if last else 0,
                 last_message_at=last.created_at if last else None,
                 message_count=sessions.c.message_count - deleted,
+                token_total=sessions.c.token_total - deleted_tokens,
                 updated_at=utcnow(),
                 version=sessions.c.version + 1,
             )

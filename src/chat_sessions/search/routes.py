@@ -1,0 +1,37 @@
+"""Search route."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
+
+from chat_sessions.db import Transaction
+from chat_sessions.messages.schemas import Role
+from chat_sessions.search.schemas import SearchHit, SearchResults
+from chat_sessions.search.service import search_messages
+from chat_sessions.wire import from_row
+
+
+@get("/search", tags=["search"], summary="Full-text search over this tenant's messages")
+async def search(
+    tx: NamedDependency[Transaction],
+    tenant_id: NamedDependency[str],
+    q: Annotated[str, QueryParameter(max_length=1000, description="plain text; every word")],
+    session_id: FromQuery[str | None] = None,
+    user_id: FromQuery[str | None] = None,
+    role: FromQuery[Role | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+) -> SearchResults:
+    rows = await search_messages(
+        tx,
+        tenant_id=tenant_id,
+        query=q,
+        session_id=session_id,
+        user_id=user_id,
+        role=role,
+        limit=limit,
+    )
+    return SearchResults(data=[from_row(SearchHit, row) for row in rows])

@@ -1,0 +1,79 @@
+"""The export document: one session with its messages and tool calls, versioned.
+
+The import shapes accept exactly what an export contains; ids, counters and versions in it are
+read for mapping only and never reused: an import always gets new ids in the caller's tenant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+from chat_sessions.messages.schemas import MessageRead, Name, Role
+from chat_sessions.sessions.schemas import Outcome, SessionRead, SessionStatus, Title, UserId
+from chat_sessions.tool_calls.schemas import ToolCallRead, ToolCallStatus
+
+FORMAT = "chat-sessions.v1"
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class ExportDocument(Struct):
+    format: str
+    session: SessionRead
+    messages: list[MessageRead]
+    tool_calls: list[ToolCallRead]
+
+
+class ImportedSession(Struct, forbid_unknown_fields=True):
+    user_id: UserId | None = None
+    title: Title | None = None
+    traits: dict[str, Any] = msgspec.field(default_factory=dict)
+    status: SessionStatus = "active"
+    result: Outcome | None = None
+    error: Outcome | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    # Present in an export; recomputed from the messages on import.
+    id: Id | None = None
+    message_count: int | None = None
+    last_message_at: datetime | None = None
+    version: int | None = None
+
+
+class ImportedMessage(Struct, forbid_unknown_fields=True):
+    seq: Annotated[int, Meta(ge=1)]
+    role: Role
+    content: str
+    created_at: datetime
+    id: Id | None = None
+    session_id: Id | None = None
+    name: Name | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: Name | None = None
+    metadata: dict[str, Any] | None = None
+    token_count: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+
+
+class ImportedToolCall(Struct, forbid_unknown_fields=True):
+    tool_call_id: Name
+    tool_name: Name
+    created_at: datetime
+    arguments: Any = msgspec.field(default_factory=dict)
+    status: ToolCallStatus = "pending"
+    result: Any = None
+    error: str | None = None
+    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    completed_at: datetime | None = None
+    message_id: Id | None = None
+    id: Id | None = None
+    session_id: Id | None = None
+
+
+class ImportDocument(Struct, forbid_unknown_fields=True):
+    format: str
+    session: ImportedSession
+    messages: list[ImportedMessage] = msgspec.field(default_factory=list)
+    tool_calls: list[ImportedToolCall] = msgspec.field(default_factory=list)

@@ -1,0 +1,153 @@
+"""Export a session as one document; import such a document as a new session, losslessly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from chat_sessions.db import Transaction
+from chat_sessions.errors import BadRequest
+from chat_sessions.jsonvalues import check_json
+from chat_sessions.messages.schemas import MessageCreate, MessageRead
+from chat_sessions.messages.service import MESSAGE_COLUMNS, check_message
+from chat_sessions.models import messages, new_id, sessions, tool_calls, utcnow
+from chat_sessions.sessions.schemas import SessionRead
+from chat_sessions.sessions.service import SESSION_COLUMNS, get_session
+from chat_sessions.tool_calls.schemas import ToolCallRead
+from chat_sessions.tool_calls.service import TOOL_CALL_COLUMNS
+from chat_sessions.transfer.schemas import FORMAT, ExportDocument, ImportDocument
+from chat_sessions.wire import from_row
+
+
+async def export_session(tx: Transaction, *, tenant_id: str, session_id: str) -> ExportDocument:
+    session = await get_session(tx, tenant_id=tenant_id, session_id=session_id)
+    message_rows = await tx.execute(
+        select(*MESSAGE_COLUMNS)
+        .where(messages.c.session_id == session_id, messages.c.tenant_id == tenant_id)
+        .order_by(messages.c.seq)
+    )
+    tool_call_rows = await tx.execute(
+        select(*TOOL_CALL_COLUMNS)
+        .where(tool_calls.c.session_id == session_id, tool_calls.c.tenant_id == tenant_id)
+        .order_by(tool_calls.c.id)
+    )
+    return ExportDocument(
+        format=FORMAT,
+        session=from_row(SessionRead, session),
+        messages=[from_row(MessageRead, row) for row in message_rows],
+        tool_calls=[from_row(ToolCallRead, row) for row in tool_call_rows],
+    )
+
+
+def _check_document(document: ImportDocument, max_message_bytes: int, max_json_bytes: int) -> None:
+    if document.format != FORMAT:
+        raise BadRequest(f"unknown export format {document.format!r}; this service reads {FORMAT}")
+    check_json(document.session.traits, "traits", max_json_bytes)
+    seqs = [message.seq for message in document.messages]
+    if len(set(seqs)) != len(seqs):
+        raise BadRequest("message seqs must be unique")
+    for message in document.messages:
+        check_message(
+            MessageCreate(
+                role=message.role,
+                content=message.content,
+                name=message.name,
+                tool_calls=message.tool_calls,
+                tool_call_id=message.tool_call_id,
+                metadata=message.metadata,
+                token_count=message.token_count,
+            ),
+            max_message_bytes=max_message_bytes,
+            max_json_bytes=max_json_bytes,
+        )
+    message_ids = {message.id for message in document.messages if message.id}
+    for call in document.tool_calls:
+        check_json(call.arguments, "arguments", max_json_bytes)
+        check_json(call.result, "result", max_json_bytes)
+        if call.message_id is not None and call.message_id not in message_ids:
+            raise BadRequest(f"tool call {call.tool_call_id!r} names a message not in the document")
+
+
+async def import_session(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    document: ImportDocument,
+    max_message_bytes: int,
+    max_json_bytes: int,
+) -> Any:
+    """Recreate an exported session under new ids in this tenant, all or nothing: seqs,
+    contents, metadata, timestamps, traits and tool calls are kept."""
+    _check_document(document, max_message_bytes, max_json_bytes)
+    now = utcnow()
+    source = document.session
+    ordered = sorted(document.messages, key=lambda message: message.seq)
+    session_id = new_id()
+    await tx.execute(
+        insert(sessions).values(
+            id=session_id,
+            tenant_id=tenant_id,
+            user_id=source.user_id,
+            title=source.title,
+            traits=source.traits,
+            status=source.status,
+            result=source.result,
+            error=source.error,
+            message_count=len(ordered),
+            last_seq=ordered[-1].seq if ordered else 0,
+            token_total=sum(message.token_count or 0 for message in ordered),
+            last_message_at=ordered[-1].created_at if ordered else None,
+            created_at=source.created_at or now,
+            updated_at=source.updated_at or now,
+            version=1,
+        )
+    )
+    new_message_ids = {message.id: new_id() for message in ordered if message.id}
+    if ordered:
+        await tx.execute(
+            messages.insert(),
+            [
+                {
+                    "id": new_message_ids.get(message.id) or new_id(),
+                    "tenant_id": tenant_id,
+                    "session_id": session_id,
+                    "seq": message.seq,
+                    "role": message.role,
+                    "content": message.content,
+                    "name": message.name,
+                    "tool_calls": message.tool_calls,
+                    "tool_call_id": message.tool_call_id,
+                    "metadata": message.metadata,
+                    "token_count": message.token_count,
+                    "idempotency_key": None,
+                    "request_hash": None,
+                    "created_at": message.created_at,
+                }
+                for message in ordered
+            ],
+        )
+    if document.tool_calls:
+        await tx.execute(
+            tool_calls.insert(),
+            [
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant_id,
+                    "session_id": session_id,
+                    "message_id": new_message_ids.get(call.message_id) if call.message_id else None,
+                    "tool_call_id": call.tool_call_id,
+                    "tool_name": call.tool_name,
+                    "arguments": call.arguments,
+                    "status": call.status,
+                    "result": call.result,
+                    "error": call.error,
+                    "duration_ms": call.duration_ms,
+                    "created_at": call.created_at,
+                    "completed_at": call.completed_at,
+                }
+                for call in sorted(document.tool_calls, key=lambda call: call.created_at)
+            ],
+        )
+    row = (await tx.execute(select(*SESSION_COLUMNS).where(sessions.c.id == session_id))).one()
+    return row

@@ -1,0 +1,22 @@
+"""End-user erasure route."""
+
+from __future__ import annotations
+
+from litestar import delete
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from chat_sessions.db import Transaction
+from chat_sessions.users.service import Erasure, erase_user
+
+
+@delete(
+    "/users/{user_id:str}",
+    status_code=200,
+    tags=["users"],
+    summary="Erase an end-user: every session of theirs in this tenant",
+)
+async def erase_user_route(
+    tx: NamedDependency[Transaction], tenant_id: NamedDependency[str], user_id: FromPath[str]
+) -> Erasure:
+    return Erasure(deleted_sessions=await erase_user(tx, tenant_id=tenant_id, user_id=user_id))
