@@ -1,4 +1,6 @@
-"""sessions.token_total: the sum of the session's message token counts, kept by appends and
+"""per-session token totals
+
+sessions.token_total is the sum of the session's message token counts, kept by appends and
 truncations, so tenant stats never scan every message; backfilled from the messages here.
 
 Revision ID: 0003

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, UnsupportedMediaType, problem
 from chat_sessions.messages.routes import MessageController
 from chat_sessions.ratelimit import RateLimiter
+from chat_sessions.retention import cleanup_periodically
 from chat_sessions.search.routes import search
 from chat_sessions.sessions.routes import SessionController
 from chat_sessions.settings import Settings
@@ -87,9 +89,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await database.start()
+        cleanup = None
+        if settings.cleanup_interval_seconds:
+            cleanup = asyncio.create_task(
+                cleanup_periodically(database, settings.cleanup_interval_seconds)
+            )
         try:
             yield
         finally:
+            if cleanup is not None:
+                cleanup.cancel()
             if owns_database:
                 await database.stop()
 

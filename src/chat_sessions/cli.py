@@ -10,27 +10,39 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+from sqlalchemy import select
 
 from chat_sessions.admin import service as admin
 from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction, migrate
-from chat_sessions.errors import DomainError
+from chat_sessions.errors import DomainError, NotFound
+from chat_sessions.messages import service as message_service
+from chat_sessions.models import sessions
+from chat_sessions.retention import run_cleanup
+from chat_sessions.sessions import service as session_service
 from chat_sessions.settings import Settings
 
 DEMO_TENANT = "demo"
 
 
-def _run_in_transaction(settings: Settings, work: Callable[[Transaction], Awaitable[Any]]) -> Any:
+def _run_with_database(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
     async def run() -> Any:
         database = Database(settings)
         await database.start()
         try:
-            async with database.transaction() as tx:
-                return await work(tx)
+            return await work(database)
         finally:
             await database.stop()
 
     return asyncio.run(run())
+
+
+def _run_in_transaction(settings: Settings, work: Callable[[Transaction], Awaitable[Any]]) -> Any:
+    async def in_transaction(database: Database) -> Any:
+        async with database.transaction() as tx:
+            return await work(tx)
+
+    return _run_with_database(settings, in_transaction)
 
 
 def _create_demo_tenant_if_none(settings: Settings) -> None:
@@ -122,6 +134,92 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
     print(f"revoked {args.key_id}")
 
 
+def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> None:
+    results = _run_with_database(
+        settings, lambda database: run_cleanup(database, dry_run=args.dry_run)
+    )
+    if not results:
+        print("no tenant has max_sessions or retention_days set: nothing to do")
+    for entry in results:
+        print(entry.describe(dry_run=args.dry_run))
+
+
+async def _tenant_of_session(tx: Transaction, session_id: str) -> str:
+    """The operator names a session by id alone; its tenant scopes every query after that."""
+    tenant_id = (
+        await tx.execute(select(sessions.c.tenant_id).where(sessions.c.id == session_id))
+    ).scalar()
+    if tenant_id is None:
+        raise NotFound(f"no session {session_id}")
+    return str(tenant_id)
+
+
+def cmd_sessions_list(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(tx: Transaction) -> list[Any]:
+        tenant = await admin.get_tenant(tx, args.tenant)
+        rows, _ = await session_service.list_sessions(
+            tx, tenant_id=tenant.id, user_id=args.user, status=None, limit=args.limit, cursor=None
+        )
+        return rows
+
+    rows = _run_in_transaction(settings, work)
+    print(f"{'id':36}  {'user_id':16}  {'updated_at':20}  {'messages':>8}  title")
+    for row in rows:
+        updated = row.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+        user = row.user_id or "-"
+        print(f"{row.id:36}  {user:16}  {updated:20}  {row.message_count:>8}  {row.title or ''}")
+
+
+def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(tx: Transaction) -> tuple[Any, list[Any]]:
+        tenant_id = await _tenant_of_session(tx, args.session_id)
+        session = await session_service.get_session(
+            tx, tenant_id=tenant_id, session_id=args.session_id
+        )
+        transcript: list[Any] = []
+        cursor = None
+        while True:
+            rows, cursor = await message_service.list_messages(
+                tx,
+                tenant_id=tenant_id,
+                session_id=args.session_id,
+                order="asc",
+                after_seq=None,
+                before_seq=None,
+                role=None,
+                limit=1000,
+                cursor=cursor,
+            )
+            transcript += rows
+            if cursor is None:
+                return session, transcript
+
+    session, transcript = _run_in_transaction(settings, work)
+    print(f"session {session.id}  user {session.user_id or '-'}  status {session.status}")
+    print(f"title   {session.title or '-'}")
+    print(f"traits  {msgspec.json.encode(session.traits).decode()}")
+    print(f"{session.message_count} messages, last activity {session.updated_at:%Y-%m-%d %H:%M:%S}")
+    for message in transcript:
+        print(f"\n[{message.seq}] {message.role}  {message.created_at:%Y-%m-%d %H:%M:%S}")
+        if message.content:
+            print(message.content)
+        for call in message.tool_calls or ():
+            function = call.get("function") or {}
+            arguments = function.get("arguments", "")
+            print(f"  -> tool call {call.get('id')}: {function.get('name')}({arguments})")
+        if message.tool_call_id:
+            print(f"  (result of tool call {message.tool_call_id})")
+
+
+def cmd_sessions_delete(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(tx: Transaction) -> None:
+        tenant_id = await _tenant_of_session(tx, args.session_id)
+        await session_service.delete_session(tx, tenant_id=tenant_id, session_id=args.session_id)
+
+    _run_in_transaction(settings, work)
+    print(f"deleted session {args.session_id} with its messages and tool calls")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chat-sessions",
@@ -159,6 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key: it answers 401 from then on")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    cleanup = commands.add_parser(
+        "cleanup", help="apply every tenant's max_sessions and retention_days"
+    )
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="print what would be deleted; delete nothing"
+    )
+    cleanup.set_defaults(func=cmd_cleanup)
+
+    operator = commands.add_parser("sessions", help="an operator's look at sessions")
+    session_commands = operator.add_subparsers(dest="action", required=True)
+    listing = session_commands.add_parser("list", help="a tenant's sessions, newest first")
+    listing.add_argument("--tenant", required=True, help="tenant id or name")
+    listing.add_argument("--user", help="only this end-user's sessions")
+    listing.add_argument("--limit", type=int, default=50, choices=range(1, 101), metavar="1..100")
+    listing.set_defaults(func=cmd_sessions_list)
+    show = session_commands.add_parser("show", help="a session's transcript")
+    show.add_argument("session_id")
+    show.set_defaults(func=cmd_sessions_show)
+    remove = session_commands.add_parser("delete", help="delete a session and all under it")
+    remove.add_argument("session_id")
+    remove.set_defaults(func=cmd_sessions_delete)
     return parser
 
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=256 * KIB, gt=0)
     max_json_bytes: int = Field(default=64 * KIB, gt=0)
 
+    # When set, `serve` applies every tenant's retention rules this often, in the background.
+    cleanup_interval_seconds: float | None = Field(default=None, gt=0)
+
     # SQLite only. NORMAL in WAL mode loses nothing a crashed process committed; FULL also
     # survives a power cut, at one fsync per commit.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
@@ -47,6 +50,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_token_is_unset(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @field_validator("cleanup_interval_seconds", mode="before")
+    @classmethod
+    def _empty_interval_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("database_url", mode="before")
     @classmethod
