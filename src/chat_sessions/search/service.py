@@ -22,7 +22,7 @@ _WORD = re.compile(r"\w+")
 
 def search_terms(query: str) -> list[str]:
     """The words of a user's query; 400 only for a query with no text at all."""
-    if not query.strip().replace("\x00", ""):
+    if not query.replace("\x00", "").strip():  # NUL bytes count as nothing, like spaces
         raise BadRequest("q must not be empty")
     return _WORD.findall(query)[:MAX_TERMS]
 

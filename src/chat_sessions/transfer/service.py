@@ -62,6 +62,8 @@ def _check_document(document: ImportDocument, max_message_bytes: int, max_json_b
             max_json_bytes=max_json_bytes,
         )
     message_ids = {message.id for message in document.messages if message.id}
+    if len(message_ids) != sum(1 for message in document.messages if message.id):
+        raise BadRequest("message ids must be unique")
     for call in document.tool_calls:
         check_json(call.arguments, "arguments", max_json_bytes)
         check_json(call.result, "result", max_json_bytes)

@@ -1,0 +1,378 @@
+"""Tenant stats follow every change, for this tenant only; erasing an end-user removes every
+session of theirs in this tenant, and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from sqlalchemy import bindparam, text
+
+from chat_sessions.app import create_app
+from chat_sessions.db import Database
+from chat_sessions.models import UTCDateTime
+from support import (
+    ADMIN,
+    Tenant,
+    count_rows,
+    create_postgres_database_async,
+    drop_postgres_database_async,
+    make_settings,
+)
+
+EMPTY = {"sessions": 0, "messages": 0, "tokens": 0, "users": 0}
+
+
+async def stats(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
+    response = await client.get("/v1/stats", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def new_session(client: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> str:
+    response = await client.post("/v1/sessions", json=fields, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def append(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    session_id: str,
+    content: str = "hello",
+    role: str = "user",
+    **fields: Any,
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/v1/sessions/{session_id}/messages",
+        json={"role": role, "content": content, **fields},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def add_tool_call(
+    client: httpx.AsyncClient, tenant: Tenant, session_id: str, message_id: str | None = None
+) -> None:
+    body: dict[str, Any] = {"tool_call_id": "call_1", "tool_name": "search"}
+    if message_id is not None:
+        body["message_id"] = message_id
+    response = await client.post(
+        f"/v1/sessions/{session_id}/tool-calls", json=body, headers=tenant.headers
+    )
+    assert response.status_code == 201, response.text
+
+
+# --- stats ----------------------------------------------------------------------------------
+
+
+async def test_stats_of_a_new_tenant_are_all_zero(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    assert await stats(client, tenant) == EMPTY
+
+
+async def test_stats_count_sessions_messages_tokens_and_distinct_users(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    alice_1 = await new_session(client, tenant, user_id="alice")
+    alice_2 = await new_session(client, tenant, user_id="alice")
+    bob = await new_session(client, tenant, user_id="bob")
+    await new_session(client, tenant)  # no user: not counted among users
+    await append(client, tenant, alice_1, token_count=10)
+    await append(client, tenant, alice_1, role="assistant", token_count=32)
+    await append(client, tenant, alice_2, token_count=5)
+    await append(client, tenant, bob)  # no token_count: counts as 0 tokens
+
+    assert await stats(client, tenant) == {"sessions": 4, "messages": 4, "tokens": 47, "users": 2}
+
+
+async def test_stats_follow_appends_batches_truncation_deletion_and_import(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant, user_id="u1")
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 0, "tokens": 0, "users": 1}
+
+    await append(client, tenant, session_id, token_count=7)
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 1, "tokens": 7, "users": 1}
+
+    response = await client.post(
+        f"/v1/sessions/{session_id}/messages/batch",
+        json={
+            "messages": [
+                {"role": "assistant", "content": "a", "token_count": 100},
+                {"role": "user", "content": "b", "token_count": 20},
+                {"role": "assistant", "content": "c", "token_count": 3},
+            ]
+        },
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 4, "tokens": 130, "users": 1}
+
+    response = await client.delete(
+        f"/v1/sessions/{session_id}/messages", params={"after_seq": 2}, headers=tenant.headers
+    )
+    assert response.json() == {"deleted": 2}
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 2, "tokens": 107, "users": 1}
+
+    response = await client.get(f"/v1/sessions/{session_id}/export", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    document = response.json()
+    document["session"]["user_id"] = "u2"
+    response = await client.post("/v1/sessions/import", json=document, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    imported = response.json()["id"]
+    assert await stats(client, tenant) == {"sessions": 2, "messages": 4, "tokens": 214, "users": 2}
+
+    response = await client.delete(f"/v1/sessions/{session_id}", headers=tenant.headers)
+    assert response.status_code == 204
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 2, "tokens": 107, "users": 1}
+
+    response = await client.delete(f"/v1/sessions/{imported}", headers=tenant.headers)
+    assert response.status_code == 204
+    assert await stats(client, tenant) == EMPTY
+
+
+async def test_stats_follow_a_user_changing_on_a_session(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant, user_id="u1")
+    await new_session(client, tenant, user_id="u1")
+    assert (await stats(client, tenant))["users"] == 1
+
+    response = await client.patch(
+        f"/v1/sessions/{session_id}", json={"user_id": "u2"}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+    assert (await stats(client, tenant))["users"] == 2
+
+
+async def test_stats_are_for_the_callers_tenant_only(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    mine = await new_session(client, tenant, user_id="same-user")
+    await append(client, tenant, mine, token_count=11)
+    theirs = await new_session(client, other_tenant, user_id="same-user")
+    await new_session(client, other_tenant, user_id="another-user")
+    await append(client, other_tenant, theirs, token_count=1000)
+    await append(client, other_tenant, theirs, token_count=1000)
+
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 1, "tokens": 11, "users": 1}
+    assert await stats(client, other_tenant) == {
+        "sessions": 2,
+        "messages": 2,
+        "tokens": 2000,
+        "users": 2,
+    }
+
+
+async def test_stats_need_an_api_key(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await client.get("/v1/stats")
+    assert response.status_code == 401
+
+
+@pytest.fixture
+async def fresh_database(engine_name: str) -> AsyncIterator[Database]:
+    """A database of its own, empty, so it can be migrated step by step."""
+    url = None
+    if engine_name == "postgresql":
+        url = await create_postgres_database_async("cs_stats")
+    database = Database(make_settings(database_url=url))
+    await database.start()
+    yield database
+    await database.stop()
+    if url is not None:
+        await drop_postgres_database_async(url)
+
+
+async def test_stats_count_tokens_of_messages_stored_before_the_token_totals_migration(
+    fresh_database: Database,
+) -> None:
+    database = fresh_database
+    await database.migrate("0002")
+    now = bindparam("now", datetime.now(UTC), type_=UTCDateTime())
+    async with database.transaction() as tx:
+        await tx.execute(
+            text(
+                "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', :now)"
+            ).bindparams(now)
+        )
+        for session_id, tokens in (("s-1", (4, None, 6)), ("s-2", (30,))):
+            await tx.execute(
+                text(
+                    "INSERT INTO sessions (id, tenant_id, user_id, traits, status,"
+                    " message_count, last_seq, created_at, updated_at, version)"
+                    " VALUES (:id, 't-old', 'u', '{}', 'active', :n, :n, :now, :now, 1)"
+                ).bindparams(now),
+                {"id": session_id, "n": len(tokens)},
+            )
+            for seq, token_count in enumerate(tokens, start=1):
+                await tx.execute(
+                    text(
+                        "INSERT INTO messages (id, tenant_id, session_id, seq, role, content,"
+                        " token_count, created_at)"
+                        " VALUES (:id, 't-old', :sid, :seq, 'user', 'x', :tokens, :now)"
+                    ).bindparams(now),
+                    {
+                        "id": f"{session_id}-{seq}",
+                        "sid": session_id,
+                        "seq": seq,
+                        "tokens": token_count,
+                    },
+                )
+
+    await database.migrate()
+
+    app = create_app(database.settings, database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post("/v1/admin/tenants/t-old/keys", headers=ADMIN)
+        assert response.status_code == 201, response.text
+        headers = {"Authorization": f"Bearer {response.json()['api_key']}"}
+        response = await client.get("/v1/stats", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"sessions": 2, "messages": 4, "tokens": 40, "users": 1}
+
+        # and the totals keep up after the migration
+        response = await client.delete(
+            "/v1/sessions/s-1/messages", params={"after_seq": 1}, headers=headers
+        )
+        assert response.json() == {"deleted": 2}
+        response = await client.get("/v1/stats", headers=headers)
+        assert response.json() == {"sessions": 2, "messages": 2, "tokens": 34, "users": 1}
+
+
+# --- erasure --------------------------------------------------------------------------------
+
+
+async def populate_user(client: httpx.AsyncClient, tenant: Tenant, user_id: str | None) -> str:
+    """A session of `user_id` with two messages and two tool calls (one tied to a message)."""
+    session_id = await new_session(client, tenant, user_id=user_id)
+    await append(client, tenant, session_id, f"hi from {user_id}", token_count=3)
+    assistant = await append(
+        client,
+        tenant,
+        session_id,
+        "",
+        role="assistant",
+        tool_calls=[
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    )
+    await add_tool_call(client, tenant, session_id, assistant["id"])
+    await add_tool_call(client, tenant, session_id)
+    return session_id
+
+
+async def rows_of(database: Database, session_ids: list[str]) -> tuple[int, int, int]:
+    marks = ", ".join(f":s{n}" for n in range(len(session_ids)))
+    params = {f"s{n}": session_id for n, session_id in enumerate(session_ids)}
+    return (
+        await count_rows(database, "sessions", f"id IN ({marks})", **params),
+        await count_rows(database, "messages", f"session_id IN ({marks})", **params),
+        await count_rows(database, "tool_calls", f"session_id IN ({marks})", **params),
+    )
+
+
+async def test_erasing_a_user_deletes_all_their_sessions_with_messages_and_tool_calls(
+    client: httpx.AsyncClient, database: Database, tenant: Tenant
+) -> None:
+    erased = [await populate_user(client, tenant, "erase-me") for _ in range(3)]
+    assert await rows_of(database, erased) == (3, 6, 6)
+
+    response = await client.delete("/v1/users/erase-me", headers=tenant.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"deleted_sessions": 3}
+    assert await rows_of(database, erased) == (0, 0, 0)
+    for session_id in erased:
+        response = await client.get(f"/v1/sessions/{session_id}", headers=tenant.headers)
+        assert response.status_code == 404
+
+
+async def test_erasing_a_user_leaves_other_users_and_sessions_without_user_alone(
+    client: httpx.AsyncClient, database: Database, tenant: Tenant
+) -> None:
+    await populate_user(client, tenant, "erase-me")
+    kept = [
+        await populate_user(client, tenant, "keep-me"),
+        await populate_user(client, tenant, "erase-me-not"),
+        await populate_user(client, tenant, None),
+    ]
+
+    response = await client.delete("/v1/users/erase-me", headers=tenant.headers)
+
+    assert response.json() == {"deleted_sessions": 1}
+    assert await rows_of(database, kept) == (3, 6, 6)
+    assert await count_rows(database, "sessions") == 3
+
+
+async def test_erasing_a_user_leaves_the_same_user_id_in_another_tenant_alone(
+    client: httpx.AsyncClient, database: Database, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await populate_user(client, tenant, "shared-id")
+    theirs = await populate_user(client, other_tenant, "shared-id")
+
+    response = await client.delete("/v1/users/shared-id", headers=tenant.headers)
+
+    assert response.json() == {"deleted_sessions": 1}
+    assert await rows_of(database, [theirs]) == (1, 2, 2)
+    assert await stats(client, other_tenant) == {
+        "sessions": 1,
+        "messages": 2,
+        "tokens": 3,
+        "users": 1,
+    }
+    assert await stats(client, tenant) == EMPTY
+
+
+async def test_erasing_an_unknown_user_deletes_nothing(
+    client: httpx.AsyncClient, database: Database, tenant: Tenant
+) -> None:
+    await populate_user(client, tenant, "someone")
+
+    response = await client.delete("/v1/users/nobody", headers=tenant.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"deleted_sessions": 0}
+    assert await count_rows(database, "sessions") == 1
+
+
+async def test_erasing_a_user_twice_deletes_nothing_the_second_time(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await populate_user(client, tenant, "twice")
+
+    first = await client.delete("/v1/users/twice", headers=tenant.headers)
+    second = await client.delete("/v1/users/twice", headers=tenant.headers)
+
+    assert first.json() == {"deleted_sessions": 1}
+    assert second.status_code == 200
+    assert second.json() == {"deleted_sessions": 0}
+
+
+@pytest.mark.parametrize("user_id", ["ana@example.com", "user 42", "Zoë-ünï", "a%b+c"])
+async def test_erasing_a_user_whose_id_needs_url_escaping(
+    client: httpx.AsyncClient, database: Database, tenant: Tenant, user_id: str
+) -> None:
+    await populate_user(client, tenant, user_id)
+    await populate_user(client, tenant, "bystander")
+
+    response = await client.delete(f"/v1/users/{quote(user_id, safe='')}", headers=tenant.headers)
+
+    assert response.json() == {"deleted_sessions": 1}
+    assert await count_rows(database, "sessions", "user_id = :u", u=user_id) == 0
+    assert await count_rows(database, "sessions", "user_id = 'bystander'") == 1
+
+
+async def test_erasing_a_user_needs_an_api_key(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    await populate_user(client, tenant, "u")
+    response = await client.delete("/v1/users/u")
+    assert response.status_code == 401
+    assert (await stats(client, tenant))["sessions"] == 1
