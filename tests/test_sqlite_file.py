@@ -160,9 +160,12 @@ def test_writers_on_separate_connections_never_see_database_locked(tmp_path: Pat
         headers = {"Authorization": f"Bearer {created.json()['api_key']}"}
         session_id = setup.post("/v1/sessions", json={}, headers=headers).json()["id"]
 
+    # Built here, not in the threads: Litestar imports plugins lazily while building an app.
+    apps = [create_app(settings) for _ in range(writers)]
+
     def write(writer: int) -> list[int]:
         statuses = []
-        with TestClient(create_app(settings)) as client:
+        with TestClient(apps[writer]) as client:
             for n in range(per_writer):
                 response = client.post(
                     f"/v1/sessions/{session_id}/messages",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -19,7 +21,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import provide_tenant_id, tenant_guard
 from chat_sessions.db import Database, Transaction, head_revision
-from chat_sessions.errors import EXCEPTION_HANDLERS, UnsupportedMediaType, problem
+from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
 from chat_sessions.messages.routes import MessageController
 from chat_sessions.ratelimit import RateLimiter
 from chat_sessions.retention import cleanup_periodically
@@ -32,12 +34,17 @@ from chat_sessions.transfer.routes import TransferController
 from chat_sessions.users.routes import erase_user_route
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def provide_transaction(state: State) -> AsyncGenerator[Transaction, None]:
+async def provide_transaction(
+    state: State, request: Request[Any, Any, Any]
+) -> AsyncGenerator[Transaction, None]:
     """One transaction per request, committed after the handler returns and before the
-    response is sent: a failed commit is an error response, never a lost acknowledged write."""
-    async with state.database.transaction() as tx:
+    response is sent: a failed commit is an error response, never a lost acknowledged write.
+    GET requests only read, and say so: on SQLite they never wait for the write lock."""
+    write = request.method not in SAFE_METHODS
+    async with state.database.transaction(write=write) as tx:
         yield tx
 
 
@@ -45,8 +52,14 @@ def provide_settings(state: State) -> Settings:
     return state.settings  # type: ignore[no-any-return]
 
 
-async def require_json_body(request: Request[Any, Any, Any]) -> None:
-    """415 for a body that is not JSON (`application/json` or any `+json` type)."""
+# A NUL character, as JSON writes it: `\u0000` not preceded by an escaping backslash.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Refuse, before any handler runs: a body that is not JSON (415), or one holding NUL
+    characters (400: PostgreSQL cannot store them, and both engines must answer alike), or a
+    wrong type anywhere in it (400)."""
     if request.method not in BODY_METHODS:
         return
     headers = request.headers
@@ -55,6 +68,29 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
+    body = await request.body()
+    if b"\\u0000" in body and _JSON_NUL.search(body):
+        raise BadRequest("NUL characters (\\u0000) are not accepted")
+    decoder = _strict_decoder(request.route_handler)
+    if decoder is not None:
+        try:
+            decoder.decode(body)
+        except msgspec.ValidationError as error:
+            raise BadRequest(f"invalid request body: {error}") from None
+        except msgspec.DecodeError as error:
+            raise BadRequest(f"malformed JSON: {error}") from None
+
+
+def _strict_decoder(handler: Any) -> msgspec.json.Decoder[Any] | None:
+    """A strict decoder for the handler's body type, made once per handler.
+
+    Litestar converts bodies in msgspec's lax mode, where "5" passes for 5 and "true" for
+    true; the contract says a wrong type is a 400, so bodies are checked strictly first.
+    """
+    if "strict_decoder" not in handler.opt:
+        field = handler.parsed_fn_signature.parameters.get("data")
+        handler.opt["strict_decoder"] = msgspec.json.Decoder(field.annotation) if field else None
+    return handler.opt["strict_decoder"]  # type: ignore[no-any-return]
 
 
 @get("/health", tags=["operations"], summary="200 while the process serves")
@@ -130,7 +166,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             "tx": Provide(provide_transaction),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
-        before_request=require_json_body,
+        before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[prometheus.middleware],
         request_max_body_size=settings.max_body_bytes,

@@ -16,7 +16,7 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import NotFound, Unauthorized
@@ -64,43 +64,54 @@ async def create_api_key(tx: Transaction, *, tenant_id: str) -> tuple[dict[str, 
     return row, key
 
 
-async def resolve_tenant(tx: Transaction, authorization: str | None) -> tuple[str, int | None]:
-    """The tenant a request's key belongs to, and its rate limit; 401 for a missing, unknown
-    or revoked key."""
+_RESOLVE = (
+    select(
+        api_keys.c.id,
+        api_keys.c.tenant_id,
+        api_keys.c.key_hash,
+        tenants.c.rate_limit_per_minute,
+    )
+    .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+    .where(api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+)
+_TOUCH = update(api_keys).where(api_keys.c.id == bindparam("key_id"))
+
+
+async def resolve_key(tx: Transaction, authorization: str | None) -> Any:
+    """The key row (id, tenant_id, rate limit) a request's credentials name; 401 for a
+    missing, unknown or revoked key."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthorized()
     key_hash = hash_api_key(token)
-    row = (
-        await tx.execute(
-            select(
-                api_keys.c.id,
-                api_keys.c.tenant_id,
-                api_keys.c.key_hash,
-                tenants.c.rate_limit_per_minute,
-            )
-            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
-        )
-    ).first()
+    row = (await tx.execute(_RESOLVE, {"key_hash": key_hash})).first()
     # The index found the row by hash; compare again in constant time all the same.
     if row is None or not hmac.compare_digest(row.key_hash, key_hash):
         raise Unauthorized()
+    return row
+
+
+def last_used_is_due(key_id: str) -> bool:
     now = time.monotonic()
-    if now - _last_used_written.get(row.id, 0.0) >= LAST_USED_RESOLUTION_SECONDS:
-        _last_used_written[row.id] = now
-        await tx.execute(
-            update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=utcnow())
-        )
-    return str(row.tenant_id), row.rate_limit_per_minute
+    if now - _last_used_written.get(key_id, 0.0) < LAST_USED_RESOLUTION_SECONDS:
+        return False
+    _last_used_written[key_id] = now
+    return True
+
+
+async def touch_key(tx: Transaction, key_id: str) -> None:
+    await tx.execute(_TOUCH, {"key_id": key_id, "last_used_at": utcnow()})
 
 
 async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     database: Database = connection.app.state.database
-    async with database.transaction() as tx:
-        tenant_id, rate_limit = await resolve_tenant(tx, connection.headers.get("authorization"))
-    connection.app.state.rate_limiter.hit(tenant_id, rate_limit)
-    connection.scope["state"]["tenant_id"] = tenant_id
+    async with database.transaction(write=False) as tx:
+        key = await resolve_key(tx, connection.headers.get("authorization"))
+    if last_used_is_due(key.id):
+        async with database.transaction() as tx:
+            await touch_key(tx, key.id)
+    connection.app.state.rate_limiter.hit(key.tenant_id, key.rate_limit_per_minute)
+    connection.scope["state"]["tenant_id"] = key.tenant_id
 
 
 async def provide_tenant_id(request: Request[Any, Any, Any]) -> str:

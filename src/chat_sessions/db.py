@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from chat_sessions.settings import Settings
 
@@ -59,17 +59,21 @@ class Transaction:
 # --- SQLite -------------------------------------------------------------------------------
 
 
+def is_in_memory(url: str) -> bool:
+    return url in ("sqlite://", "sqlite:///:memory:")
+
+
 def create_sqlite_engine(url: str, settings: Settings) -> Engine:
     """An engine whose every connection follows the SQLite rules of DESIGN.md."""
-    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    in_memory = is_in_memory(url)
     if not in_memory:
         database = url.removeprefix("sqlite:///")
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        # One connection per process (see the module docstring); for :memory: it is also
-        # the only way every request and the migrations see the same database.
-        poolclass=StaticPool,
+        # A writer and a reader per process (see the module docstring); :memory: is a
+        # database per connection, so there every request and the migrations share one.
+        poolclass=StaticPool if in_memory else QueuePool,
         connect_args={"check_same_thread": False},
         json_serializer=_json_serializer,
         json_deserializer=msgspec.json.decode,
@@ -89,7 +93,9 @@ def create_sqlite_engine(url: str, settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock at BEGIN: a transaction that read first and then wrote
+        # would fail at once with "database is locked", whatever the busy timeout.
+        connection.exec_driver_sql(connection.info.get("begin_sql", "BEGIN IMMEDIATE"))
 
     return engine
 
@@ -101,22 +107,93 @@ def set_sqlite_foreign_keys(connection: Connection, enabled: bool) -> None:
     raw.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
 
 
+class _SQLiteLink:
+    """One SQLite connection, and the lock that hands it to one transaction at a time."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.lock = asyncio.Lock()
+
+
+class _GroupCommit:
+    """Concurrent write transactions share one SQLite commit.
+
+    A commit is most of a write's cost (WAL frames, the search index's segment), and SQLite
+    has one writer anyway. So each request's writes run inside a SAVEPOINT of one open
+    `BEGIN IMMEDIATE` transaction: a request that fails rolls back alone, while those that
+    succeeded are committed together as soon as no request is queued for the connection, and
+    each is answered only after that commit. Acknowledged writes are committed writes.
+    """
+
+    def __init__(self, link: _SQLiteLink) -> None:
+        self._link = link
+        self._outer: Any = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def savepoint(self) -> Any:
+        """A savepoint in the shared transaction (opened if needed); the link's lock is held."""
+        if self._outer is None:
+            self._outer = self._link.connection.begin()
+        return self._link.connection.begin_nested()
+
+    def schedule(self) -> asyncio.Future[None]:
+        """A future resolved when everything released so far is committed."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._commit_when_free())
+        return waiter
+
+    async def _commit_when_free(self) -> None:
+        async with self._link.lock:  # FIFO: requests already queued join this commit first
+            self._task = None
+            self.commit_locked()
+
+    def commit_locked(self) -> None:
+        outer, self._outer = self._outer, None
+        waiters, self._waiters = self._waiters, []
+        error: BaseException | None = None
+        if outer is not None:
+            try:
+                outer.commit()
+            except Exception as failure:
+                error = failure
+                with contextlib.suppress(Exception):
+                    outer.rollback()
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
 class _SQLiteTransaction(Transaction):
     dialect = "sqlite"
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, write: bool) -> None:
         self._database = database
+        self._write = write
+        # Reads go to their own connection (WAL lets it read while the writer writes) and see
+        # committed data only; with one connection (:memory:) they share the writer's.
+        self._link = database._writer if write else database._reader
+        self._shared = self._link is database._writer
         self._transaction: Any = None
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         if self._transaction is None:
-            await self._database._sqlite_lock.acquire()
+            await self._link.lock.acquire()
             try:
-                self._transaction = self._database._sqlite_connection().begin()
+                if self._shared:
+                    self._transaction = self._database._group.savepoint()
+                else:
+                    self._transaction = self._link.connection.begin()
             except BaseException:
-                self._database._sqlite_lock.release()
+                self._link.lock.release()
                 raise
-        return self._database._sqlite_connection().execute(statement, parameters)
+        return self._link.connection.execute(statement, parameters)
 
     async def finish(self, commit: bool) -> None:
         transaction, self._transaction = self._transaction, None
@@ -124,15 +201,19 @@ class _SQLiteTransaction(Transaction):
             return
         try:
             if commit:
-                try:
-                    transaction.commit()
-                except BaseException:
-                    transaction.rollback()
-                    raise
+                transaction.commit()
             else:
                 transaction.rollback()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                transaction.rollback()
+            raise
         finally:
-            self._database._sqlite_lock.release()
+            self._link.lock.release()
+        if self._shared:
+            committed = self._database._group.schedule()
+            if self._write and commit:
+                await committed
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -199,8 +280,9 @@ class Database:
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         self._sync_engine: Engine | None = None
         self._async_engine: AsyncEngine | None = None
-        self._connection: Connection | None = None
-        self._sqlite_lock = asyncio.Lock()
+        self._writer: Any = None
+        self._reader: Any = None
+        self._group: Any = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -210,14 +292,23 @@ class Database:
         if self.is_sqlite:
             if self._sync_engine is None:
                 self._sync_engine = create_sqlite_engine(self.url, self.settings)
-                self._connection = self._sync_engine.connect()
+                self._writer = _SQLiteLink(self._sync_engine.connect())
+                self._group = _GroupCommit(self._writer)
+                self._reader = self._writer
+                if not is_in_memory(self.url):
+                    reader = self._sync_engine.connect()
+                    reader.info["begin_sql"] = "BEGIN"  # reads never take the write lock
+                    self._reader = _SQLiteLink(reader)
         elif self._async_engine is None:
             self._async_engine = create_postgres_engine(self.url, self.settings)
 
     async def stop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._writer is not None:
+            async with self._writer.lock:
+                self._group.commit_locked()
+            for link in {self._writer, self._reader}:
+                link.connection.close()
+            self._writer = self._reader = self._group = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
             self._sync_engine = None
@@ -225,17 +316,18 @@ class Database:
             await self._async_engine.dispose()
             self._async_engine = None
 
-    def _sqlite_connection(self) -> Connection:
-        if self._connection is None:
-            raise RuntimeError("the database is not started")
-        return self._connection
-
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+    async def transaction(self, write: bool = True) -> AsyncIterator[Transaction]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        `write=False` promises reads only: on SQLite they then run on the reader connection,
+        never waiting for the write lock.
+        """
         transaction: _SQLiteTransaction | _PostgresTransaction
         if self.is_sqlite:
-            transaction = _SQLiteTransaction(self)
+            if self._writer is None:
+                raise RuntimeError("the database is not started")
+            transaction = _SQLiteTransaction(self, write)
         else:
             if self._async_engine is None:
                 raise RuntimeError("the database is not started")
@@ -250,8 +342,11 @@ class Database:
     async def run_sync(self, work: Callable[[Connection], Any]) -> Any:
         """Run `work` with a plain SQLAlchemy connection (migrations, schema checks)."""
         if self.is_sqlite:
-            async with self._sqlite_lock:
-                connection = self._sqlite_connection()
+            if self._writer is None:
+                raise RuntimeError("the database is not started")
+            async with self._writer.lock:
+                self._group.commit_locked()  # nothing pending may ride along with `work`
+                connection = self._writer.connection
                 try:
                     return work(connection)
                 finally:

@@ -125,7 +125,8 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 def handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A unique index caught a race the service's checks could not (409); the database is
     down, locked past the busy timeout, or the pool is exhausted (503)."""
-    if isinstance(exc, DataError):
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    if isinstance(exc, DataError) or sqlstate.startswith("22"):  # SQL "data exception" class
         # A value the database cannot store (PostgreSQL refuses NUL characters in text).
         return problem(400, "Bad Request", "a value in the request cannot be stored")
     if isinstance(exc, IntegrityError):
