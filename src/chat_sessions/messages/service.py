@@ -160,7 +160,7 @@ async def _replay(
     """The messages an earlier request with this key stored, or None if there was none."""
     first = (
         await tx.execute(
-            select(messages.c.seq, messages.c.request_hash).where(
+            select(messages.c.seq, messages.c.request_hash, messages.c.created_at).where(
                 messages.c.session_id == session_id, messages.c.idempotency_key == key
             )
         )
@@ -175,6 +175,9 @@ async def _replay(
             messages.c.session_id == session_id,
             messages.c.seq >= first.seq,
             messages.c.seq < first.seq + count,
+            # A batch's rows share one created_at. After a truncation cut into the batch,
+            # later appends reuse its seqs: they are not part of what this key stored.
+            messages.c.created_at == first.created_at,
         )
         .order_by(messages.c.seq)
     )
