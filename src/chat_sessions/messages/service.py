@@ -8,18 +8,19 @@ first message and the millionth, and never hands out a number twice or skips one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.engine import Row
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
 from chat_sessions.messages.schemas import MessageCreate
-from chat_sessions.models import messages, new_id, sessions, utcnow
+from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import decode_cursor, encode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
 
@@ -37,6 +38,47 @@ MESSAGE_COLUMNS = (
     messages.c.created_at,
 )
 MAX_IDEMPOTENCY_KEY = 255
+
+# Hot-path statements are built once, with bound parameters: building a Core statement on
+# every request costs several times what executing the cached one does.
+_ADVANCE_SESSION = (
+    update(sessions)
+    .where(
+        sessions.c.id == bindparam("scope_session"),
+        sessions.c.tenant_id == bindparam("scope_tenant"),
+    )
+    .values(
+        last_seq=sessions.c.last_seq + bindparam("count"),
+        message_count=sessions.c.message_count + bindparam("count"),
+        token_total=sessions.c.token_total + bindparam("tokens"),
+        last_message_at=bindparam("now", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+        version=sessions.c.version + 1,
+    )
+    .returning(sessions.c.last_seq)
+)
+
+
+@functools.cache
+def _history_statement(
+    descending: bool, after: bool, before: bool, role: bool, cursor: bool
+) -> Select[Any]:
+    """The history query for one combination of filters, built once."""
+    seq = messages.c.seq
+    statement = select(*MESSAGE_COLUMNS).where(
+        messages.c.session_id == bindparam("session_id"),
+        messages.c.tenant_id == bindparam("tenant_id"),
+    )
+    if after:
+        statement = statement.where(seq > bindparam("after_seq"))
+    if before:
+        statement = statement.where(seq < bindparam("before_seq"))
+    if role:
+        statement = statement.where(messages.c.role == bindparam("role"))
+    if cursor:
+        position = bindparam("position")
+        statement = statement.where(seq < position if descending else seq > position)
+    return statement.order_by(seq.desc() if descending else seq.asc()).limit(bindparam("limit"))
 
 
 def parse_idempotency_key(header: str | None) -> str | None:
@@ -109,21 +151,14 @@ async def append_messages(
 
     count = len(new)
     now = utcnow()
-    last_seq = (
-        await tx.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
-            .values(
-                last_seq=sessions.c.last_seq + count,
-                message_count=sessions.c.message_count + count,
-                token_total=sessions.c.token_total + sum(m.token_count or 0 for m in new),
-                last_message_at=now,
-                updated_at=now,
-                version=sessions.c.version + 1,
-            )
-            .returning(sessions.c.last_seq)
-        )
-    ).scalar()
+    advanced = {
+        "scope_session": session_id,
+        "scope_tenant": tenant_id,
+        "count": count,
+        "tokens": sum(message.token_count or 0 for message in new),
+        "now": now,
+    }
+    last_seq = (await tx.execute(_ADVANCE_SESSION, advanced)).scalar()
     if last_seq is None:
         raise not_found()
     first_seq = last_seq - count + 1
@@ -198,25 +233,25 @@ async def list_messages(
 ) -> tuple[list[Row[Any]], str | None]:
     """A page of history through the (session_id, seq) index, in either direction."""
     scope = ("messages", tenant_id, session_id, order, after_seq, before_seq, role)
-    statement = select(*MESSAGE_COLUMNS).where(
-        messages.c.session_id == session_id, messages.c.tenant_id == tenant_id
-    )
-    if after_seq is not None:
-        statement = statement.where(messages.c.seq > after_seq)
-    if before_seq is not None:
-        statement = statement.where(messages.c.seq < before_seq)
-    if role is not None:
-        statement = statement.where(messages.c.role == role)
     descending = order == "desc"
+    parameters: dict[str, Any] = {
+        "session_id": session_id,
+        "tenant_id": tenant_id,
+        "after_seq": after_seq,
+        "before_seq": before_seq,
+        "role": role,
+        "limit": limit + 1,
+    }
     if cursor is not None:
-        (position,) = decode_cursor(cursor, scope, (int,))
-        statement = statement.where(
-            messages.c.seq < position if descending else messages.c.seq > position
-        )
-    statement = statement.order_by(
-        messages.c.seq.desc() if descending else messages.c.seq.asc()
-    ).limit(limit + 1)
-    rows = list((await tx.execute(statement)).all())
+        (parameters["position"],) = decode_cursor(cursor, scope, (int,))
+    statement = _history_statement(
+        descending,
+        after_seq is not None,
+        before_seq is not None,
+        role is not None,
+        cursor is not None,
+    )
+    rows = list((await tx.execute(statement, parameters)).all())
     if not rows:
         # An empty page: tell an empty (or filtered-out) history from a missing session.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
