@@ -3,17 +3,18 @@ indistinguishable from one that does not exist."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from msgspec import UNSET
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import Row
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest, NotFound, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, merge_patch
-from chat_sessions.models import messages, new_id, sessions, utcnow
+from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import decode_cursor, encode_cursor
 from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
 
@@ -93,30 +94,54 @@ async def create_session(
     return (await tx.execute(statement)).one()
 
 
-async def get_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:
-    row = (
-        await tx.execute(
-            select(*SESSION_COLUMNS).where(
-                sessions.c.id == session_id, sessions.c.tenant_id == tenant_id
-            )
+_THIS_SESSION = (
+    sessions.c.id == bindparam("session_id"),
+    sessions.c.tenant_id == bindparam("tenant_id"),
+)
+# Hot-path statements are built once, with bound parameters: building a Core statement on
+# every request costs several times what executing the cached one does.
+_GET = select(*SESSION_COLUMNS).where(*_THIS_SESSION)
+_GET_LOCKED = _GET.with_for_update()
+_EXISTS = select(sessions.c.id).where(*_THIS_SESSION)
+_EXISTS_LOCKED = _EXISTS.with_for_update()
+
+
+@functools.cache
+def _list_statement(user: bool, status: bool, cursor: bool) -> Select[Any]:
+    """The session list for one combination of filters, built once."""
+    statement = select(*SESSION_COLUMNS, _preview).where(
+        sessions.c.tenant_id == bindparam("tenant_id")
+    )
+    if user:
+        statement = statement.where(sessions.c.user_id == bindparam("user_id"))
+    if status:
+        statement = statement.where(sessions.c.status == bindparam("status"))
+    if cursor:
+        position = tuple_(
+            bindparam("position_updated_at", type_=UTCDateTime()), bindparam("position_id")
         )
-    ).first()
+        statement = statement.where(tuple_(sessions.c.updated_at, sessions.c.id) < position)
+    return statement.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc()).limit(
+        bindparam("limit")
+    )
+
+
+async def _one_session(tx: Transaction, statement: Any, tenant_id: str, session_id: str) -> Any:
+    row = (await tx.execute(statement, {"session_id": session_id, "tenant_id": tenant_id})).first()
     if row is None:
         raise not_found()
     return row
+
+
+async def get_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:
+    return await _one_session(tx, _GET, tenant_id, session_id)  # type: ignore[no-any-return]
 
 
 async def ensure_session(
     tx: Transaction, *, tenant_id: str, session_id: str, lock: bool = False
 ) -> None:
     """404 unless the session exists in this tenant; `lock` holds its row until commit."""
-    statement = select(sessions.c.id).where(
-        sessions.c.id == session_id, sessions.c.tenant_id == tenant_id
-    )
-    if lock:
-        statement = statement.with_for_update()
-    if (await tx.execute(statement)).first() is None:
-        raise not_found()
+    await _one_session(tx, _EXISTS_LOCKED if lock else _EXISTS, tenant_id, session_id)
 
 
 async def list_sessions(
@@ -131,24 +156,20 @@ async def list_sessions(
     """Newest activity first; (updated_at, id) descending is a total order, so keyset pages
     neither repeat nor skip rows, and page N costs what page 1 costs."""
     scope = ("sessions", tenant_id, user_id, status)
-    statement = select(*SESSION_COLUMNS, _preview).where(sessions.c.tenant_id == tenant_id)
-    if user_id is not None:
-        statement = statement.where(sessions.c.user_id == user_id)
-    if status is not None:
-        statement = statement.where(sessions.c.status == status)
+    parameters: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "status": status,
+        "limit": limit + 1,
+    }
     if cursor is not None:
-        updated_at, last_id = decode_cursor(cursor, scope, (str, str))
+        updated_at, parameters["position_id"] = decode_cursor(cursor, scope, (str, str))
         try:
-            position = datetime.fromisoformat(updated_at)
+            parameters["position_updated_at"] = datetime.fromisoformat(updated_at)
         except ValueError:
             raise BadRequest("invalid cursor") from None
-        statement = statement.where(
-            tuple_(sessions.c.updated_at, sessions.c.id) < tuple_(position, last_id)
-        )
-    statement = statement.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc()).limit(
-        limit + 1
-    )
-    rows = list((await tx.execute(statement)).all())
+    statement = _list_statement(user_id is not None, status is not None, cursor is not None)
+    rows = list((await tx.execute(statement, parameters)).all())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -158,16 +179,7 @@ async def list_sessions(
 
 
 async def _locked_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:
-    row = (
-        await tx.execute(
-            select(*SESSION_COLUMNS)
-            .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
-            .with_for_update()
-        )
-    ).first()
-    if row is None:
-        raise not_found()
-    return row
+    return await _one_session(tx, _GET_LOCKED, tenant_id, session_id)  # type: ignore[no-any-return]
 
 
 async def _write_session(
