@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
 from chat_sessions.errors import BadRequest
 
 MAX_CURSOR_LENGTH = 512
+RowT = TypeVar("RowT")
 
 
 def _scope_digest(scope: tuple[Any, ...]) -> str:
@@ -48,3 +50,17 @@ def decode_cursor(cursor: str, scope: tuple[Any, ...], types: tuple[type, ...]) 
         if not isinstance(value, expected) or isinstance(value, bool):
             raise BadRequest("invalid cursor")
     return position
+
+
+def cut_page(
+    rows: Sequence[RowT],
+    limit: int,
+    scope: tuple[Any, ...],
+    position: Callable[[RowT], list[Any]],
+) -> tuple[list[RowT], str | None]:
+    """A page from rows fetched with `limit + 1`: the extra row only says that another page
+    exists, and the cursor points after the last row kept."""
+    if len(rows) <= limit:
+        return list(rows), None
+    kept = list(rows[:limit])
+    return kept, encode_cursor(scope, position(kept[-1]))

@@ -12,7 +12,7 @@ from chat_sessions.auth import create_api_key
 from chat_sessions.db import Transaction
 from chat_sessions.errors import Conflict, NotFound
 from chat_sessions.models import api_keys, new_id, sessions, tenants, utcnow
-from chat_sessions.pagination import decode_cursor, encode_cursor
+from chat_sessions.pagination import cut_page, decode_cursor
 
 _session_count = (
     select(func.count())
@@ -86,11 +86,7 @@ async def list_tenants(
         (after_id,) = decode_cursor(cursor, scope, (str,))
         statement = statement.where(tenants.c.id > after_id)
     rows = list((await tx.execute(statement.order_by(tenants.c.id).limit(limit + 1))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(scope, [rows[-1].id])
-    return rows, next_cursor
+    return cut_page(rows, limit, scope, lambda row: [row.id])
 
 
 async def update_tenant(tx: Transaction, tenant_id: str, change: TenantUpdate) -> Any:

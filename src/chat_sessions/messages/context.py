@@ -39,7 +39,7 @@ def estimated_tokens(row: Any) -> int:
 
 
 def _called_ids(row: Any) -> set[str]:
-    return {call.get("id") for call in row.tool_calls or () if isinstance(call, dict)}
+    return {str(call.get("id")) for call in row.tool_calls or () if isinstance(call, dict)}
 
 
 def newest_units(rows_newest_first: Iterable[Any]) -> Iterable[list[Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,7 +22,7 @@ from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from chat_sessions.jsonvalues import check_json, check_text
 from chat_sessions.messages.schemas import MessageCreate
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
-from chat_sessions.pagination import decode_cursor, encode_cursor
+from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
 
 MESSAGE_COLUMNS = (
@@ -76,7 +77,7 @@ def _history_statement(
     if role:
         statement = statement.where(messages.c.role == bindparam("role"))
     if cursor:
-        position = bindparam("position")
+        position: Any = bindparam("position")
         statement = statement.where(seq < position if descending else seq > position)
     return statement.order_by(seq.desc() if descending else seq.asc()).limit(bindparam("limit"))
 
@@ -119,6 +120,36 @@ def check_message(message: MessageCreate, *, max_message_bytes: int, max_json_by
             raise BadRequest("every tool call needs a string id")
         check_json(message.tool_calls, "tool_calls", max_json_bytes)
     check_json(message.metadata, "metadata", max_json_bytes)
+
+
+def message_row(
+    message: Any,
+    *,
+    tenant_id: str,
+    session_id: str,
+    seq: int,
+    created_at: datetime,
+    message_id: str | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> dict[str, Any]:
+    """The row that stores `message` (an appended or an imported one)."""
+    return {
+        "id": message_id or new_id(),
+        "tenant_id": tenant_id,
+        "session_id": session_id,
+        "seq": seq,
+        "role": message.role,
+        "content": message.content,
+        "name": message.name,
+        "tool_calls": message.tool_calls,
+        "tool_call_id": message.tool_call_id,
+        "metadata": message.metadata,
+        "token_count": message.token_count,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "created_at": created_at,
+    }
 
 
 async def append_messages(
@@ -167,22 +198,15 @@ async def append_messages(
             f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
         )
     rows = [
-        {
-            "id": new_id(),
-            "tenant_id": tenant_id,
-            "session_id": session_id,
-            "seq": first_seq + offset,
-            "role": message.role,
-            "content": message.content,
-            "name": message.name,
-            "tool_calls": message.tool_calls,
-            "tool_call_id": message.tool_call_id,
-            "metadata": message.metadata,
-            "token_count": message.token_count,
-            "idempotency_key": idempotency_key if offset == 0 else None,
-            "request_hash": digest if offset == 0 else None,
-            "created_at": now,
-        }
+        message_row(
+            message,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            seq=first_seq + offset,
+            created_at=now,
+            idempotency_key=idempotency_key if offset == 0 else None,
+            request_hash=digest if offset == 0 else None,
+        )
         for offset, message in enumerate(new)
     ]
     await tx.execute(messages.insert(), rows if count > 1 else rows[0])
@@ -255,11 +279,7 @@ async def list_messages(
     if not rows:
         # An empty page: tell an empty (or filtered-out) history from a missing session.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(scope, [rows[-1].seq])
-    return rows, next_cursor
+    return cut_page(rows, limit, scope, lambda row: [row.seq])
 
 
 async def get_message(

@@ -15,7 +15,7 @@ from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest, NotFound, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, merge_patch
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
-from chat_sessions.pagination import decode_cursor, encode_cursor
+from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
 
 PREVIEW_CHARS = 80
@@ -170,12 +170,7 @@ async def list_sessions(
             raise BadRequest("invalid cursor") from None
     statement = _list_statement(user_id is not None, status is not None, cursor is not None)
     rows = list((await tx.execute(statement, parameters)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(scope, [last.updated_at.isoformat(), last.id])
-    return rows, next_cursor
+    return cut_page(rows, limit, scope, lambda row: [row.updated_at.isoformat(), row.id])
 
 
 async def _locked_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:

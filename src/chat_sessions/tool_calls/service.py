@@ -12,7 +12,7 @@ from chat_sessions.db import Transaction
 from chat_sessions.errors import Conflict, NotFound
 from chat_sessions.jsonvalues import check_json
 from chat_sessions.models import messages, new_id, tool_calls, utcnow
-from chat_sessions.pagination import decode_cursor, encode_cursor
+from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session
 from chat_sessions.tool_calls.schemas import ToolCallCreate, ToolCallUpdate
 
@@ -126,8 +126,4 @@ async def list_tool_calls(
     rows = list((await tx.execute(statement.order_by(tool_calls.c.id).limit(limit + 1))).all())
     if not rows:
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(scope, [rows[-1].id])
-    return rows, next_cursor
+    return cut_page(rows, limit, scope, lambda row: [row.id])

@@ -10,7 +10,7 @@ from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest
 from chat_sessions.jsonvalues import check_json
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
-from chat_sessions.messages.service import MESSAGE_COLUMNS, check_message
+from chat_sessions.messages.service import MESSAGE_COLUMNS, check_message, message_row
 from chat_sessions.models import messages, new_id, sessions, tool_calls, utcnow
 from chat_sessions.sessions.schemas import SessionRead
 from chat_sessions.sessions.service import SESSION_COLUMNS, get_session
@@ -105,27 +105,21 @@ async def import_session(
             version=1,
         )
     )
-    new_message_ids = {message.id: new_id() for message in ordered if message.id}
+    new_message_ids: dict[str | None, str] = {
+        message.id: new_id() for message in ordered if message.id
+    }
     if ordered:
         await tx.execute(
             messages.insert(),
             [
-                {
-                    "id": new_message_ids.get(message.id) or new_id(),
-                    "tenant_id": tenant_id,
-                    "session_id": session_id,
-                    "seq": message.seq,
-                    "role": message.role,
-                    "content": message.content,
-                    "name": message.name,
-                    "tool_calls": message.tool_calls,
-                    "tool_call_id": message.tool_call_id,
-                    "metadata": message.metadata,
-                    "token_count": message.token_count,
-                    "idempotency_key": None,
-                    "request_hash": None,
-                    "created_at": message.created_at,
-                }
+                message_row(
+                    message,
+                    tenant_id=tenant_id,
+                    session_id=session_id,
+                    seq=message.seq,
+                    created_at=message.created_at,
+                    message_id=new_message_ids.get(message.id),
+                )
                 for message in ordered
             ],
         )
