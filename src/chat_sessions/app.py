@@ -12,14 +12,15 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from chat_sessions.admin.routes import AdminController
-from chat_sessions.auth import provide_tenant_id, tenant_guard
+from chat_sessions.auth import tenant_guard
+from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
 from chat_sessions.messages.routes import MessageController
@@ -48,8 +49,12 @@ async def provide_transaction(
         yield tx
 
 
-def provide_settings(state: State) -> Settings:
-    return state.settings  # type: ignore[no-any-return]
+def provide_caller(
+    tx: NamedDependency[Transaction], state: State, request: Request[Any, Any, Any]
+) -> Caller:
+    """For tenant routes: the request's transaction, the tenant the guard resolved, the
+    settings - one dependency (see `Caller`)."""
+    return Caller(tx=tx, tenant_id=request.scope["state"]["tenant_id"], settings=state.settings)
 
 
 # A NUL character, as JSON writes it: `\u0000` not preceded by an escaping backslash.
@@ -150,7 +155,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             erase_user_route,
         ],
         guards=[tenant_guard],
-        dependencies={"tenant_id": Provide(provide_tenant_id)},
+        dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},
         security=[{"bearer": []}],
     )
     admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
@@ -164,7 +169,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         route_handlers=[tenant_api, admin_api, health, ready, PrometheusController],
         dependencies={
             "tx": Provide(provide_transaction),
-            "settings": Provide(provide_settings, sync_to_thread=False),
         },
         before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -196,6 +200,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             root={"level": settings.log_level.upper(), "handlers": ["queue_listener"]},
             log_exceptions="never",
         ),
-        signature_namespace={"Transaction": Transaction, "Settings": Settings},
+        signature_namespace={"Transaction": Transaction, "Settings": Settings, "Caller": Caller},
         debug=False,
     )

@@ -13,7 +13,6 @@ import secrets
 import time
 from typing import Any
 
-from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import bindparam, select, update
@@ -112,10 +111,6 @@ async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
             await touch_key(tx, key.id)
     connection.app.state.rate_limiter.hit(key.tenant_id, key.rate_limit_per_minute)
     connection.scope["state"]["tenant_id"] = key.tenant_id
-
-
-async def provide_tenant_id(request: Request[Any, Any, Any]) -> str:
-    return str(request.scope["state"]["tenant_id"])
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

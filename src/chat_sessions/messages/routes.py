@@ -8,7 +8,7 @@ from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from chat_sessions.db import Transaction
+from chat_sessions.caller import Caller
 from chat_sessions.messages import service
 from chat_sessions.messages.context import build_context
 from chat_sessions.messages.schemas import (
@@ -21,7 +21,6 @@ from chat_sessions.messages.schemas import (
     Role,
     Truncation,
 )
-from chat_sessions.settings import Settings
 from chat_sessions.wire import from_row
 
 IdempotencyKey = Annotated[
@@ -44,23 +43,21 @@ class MessageController(Controller):
 
     async def _append(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
-        session_id: FromPath[str],
+        caller: Caller,
+        session_id: str,
         new: list[MessageCreate],
         idempotency_key: str | None,
         expected_last_seq: int | None,
     ) -> tuple[list[MessageRead], dict[str, str]]:
         rows, replayed = await service.append_messages(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             new=new,
             idempotency_key=service.parse_idempotency_key(idempotency_key),
             expected_last_seq=expected_last_seq,
-            max_message_bytes=settings.max_message_bytes,
-            max_json_bytes=settings.max_json_bytes,
+            max_message_bytes=caller.settings.max_message_bytes,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return [from_row(MessageRead, row) for row in rows], headers
@@ -68,40 +65,35 @@ class MessageController(Controller):
     @post("/messages", status_code=201, summary="Append a message")
     async def append_message(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         data: JSONBody[MessageCreate],
         idempotency_key: IdempotencyKey = None,
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Response[MessageRead]:
         stored, headers = await self._append(
-            tx, tenant_id, settings, session_id, [data], idempotency_key, expected_last_seq
+            caller, session_id, [data], idempotency_key, expected_last_seq
         )
         return Response(stored[0], status_code=201, headers=headers)
 
     @post("/messages/batch", status_code=201, summary="Append up to 500 messages, all or none")
     async def append_batch(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         data: JSONBody[MessageBatch],
         idempotency_key: IdempotencyKey = None,
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Response[MessageList]:
         stored, headers = await self._append(
-            tx, tenant_id, settings, session_id, data.messages, idempotency_key, expected_last_seq
+            caller, session_id, data.messages, idempotency_key, expected_last_seq
         )
         return Response(MessageList(data=stored), status_code=201, headers=headers)
 
     @get("/messages", summary="History; the last 50 are order=desc&limit=50")
     async def list_messages(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         order: FromQuery[Literal["asc", "desc"]] = "asc",
         after_seq: Seq = None,
@@ -111,8 +103,8 @@ class MessageController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> MessagePage:
         rows, next_cursor = await service.list_messages(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             order=order,
             after_seq=after_seq,
@@ -128,41 +120,38 @@ class MessageController(Controller):
     @get("/messages/{message_id:str}", summary="One message")
     async def get_message(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         message_id: FromPath[str],
     ) -> MessageRead:
         row = await service.get_message(
-            tx, tenant_id=tenant_id, session_id=session_id, message_id=message_id
+            caller.tx, tenant_id=caller.tenant_id, session_id=session_id, message_id=message_id
         )
         return from_row(MessageRead, row)
 
     @delete("/messages", status_code=200, summary="Truncate: delete every message after a seq")
     async def truncate_messages(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         after_seq: Annotated[int, QueryParameter(ge=0, description="0 clears the history")],
     ) -> Truncation:
         deleted = await service.truncate_after(
-            tx, tenant_id=tenant_id, session_id=session_id, after_seq=after_seq
+            caller.tx, tenant_id=caller.tenant_id, session_id=session_id, after_seq=after_seq
         )
         return Truncation(deleted=deleted)
 
     @get("/context", summary="The history as a ready LLM prompt")
     async def get_context(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         max_messages: Annotated[int | None, QueryParameter(ge=1)] = None,
         max_tokens: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> Context:
         chosen = await build_context(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             max_messages=max_messages,
             max_tokens=max_tokens,

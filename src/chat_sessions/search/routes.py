@@ -8,7 +8,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
-from chat_sessions.db import Transaction
+from chat_sessions.caller import Caller
 from chat_sessions.messages.schemas import Role
 from chat_sessions.search.schemas import SearchHit, SearchResults
 from chat_sessions.search.service import search_messages
@@ -17,8 +17,7 @@ from chat_sessions.wire import from_row
 
 @get("/search", tags=["search"], summary="Full-text search over this tenant's messages")
 async def search(
-    tx: NamedDependency[Transaction],
-    tenant_id: NamedDependency[str],
+    caller: NamedDependency[Caller],
     q: Annotated[str, QueryParameter(max_length=1000, description="plain text; every word")],
     session_id: FromQuery[str | None] = None,
     user_id: FromQuery[str | None] = None,
@@ -26,8 +25,8 @@ async def search(
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
 ) -> SearchResults:
     rows = await search_messages(
-        tx,
-        tenant_id=tenant_id,
+        caller.tx,
+        tenant_id=caller.tenant_id,
         query=q,
         session_id=session_id,
         user_id=user_id,

@@ -8,7 +8,7 @@ from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from chat_sessions.db import Transaction
+from chat_sessions.caller import Caller
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import (
     SessionCreate,
@@ -18,7 +18,6 @@ from chat_sessions.sessions.schemas import (
     SessionStatus,
     SessionUpdate,
 )
-from chat_sessions.settings import Settings
 from chat_sessions.wire import from_row
 
 IfMatch = Annotated[
@@ -42,28 +41,33 @@ class SessionController(Controller):
     @post("/", status_code=201, summary="Create a session")
     async def create_session(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         data: JSONBody[SessionCreate],
     ) -> Response[SessionRead]:
         row = await service.create_session(
-            tx, tenant_id=tenant_id, data=data, max_json_bytes=settings.max_json_bytes
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            data=data,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
         return _one(row, 201, Location=f"/v1/sessions/{row.id}")
 
     @get("/", summary="List sessions, newest activity first")
     async def list_sessions(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
         status: FromQuery[SessionStatus | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         cursor: FromQuery[str | None] = None,
     ) -> SessionPage:
         rows, next_cursor = await service.list_sessions(
-            tx, tenant_id=tenant_id, user_id=user_id, status=status, limit=limit, cursor=cursor
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            user_id=user_id,
+            status=status,
+            limit=limit,
+            cursor=cursor,
         )
         return SessionPage(
             data=[from_row(SessionListItem, row) for row in rows], next_cursor=next_cursor
@@ -72,57 +76,53 @@ class SessionController(Controller):
     @get("/{session_id:str}", summary="Get a session (with ETag)")
     async def get_session(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
     ) -> Response[SessionRead]:
-        return _one(await service.get_session(tx, tenant_id=tenant_id, session_id=session_id))
+        return _one(
+            await service.get_session(caller.tx, tenant_id=caller.tenant_id, session_id=session_id)
+        )
 
     @patch("/{session_id:str}", summary="Update a session; traits as a JSON Merge Patch")
     async def update_session(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         data: JSONBody[SessionUpdate],
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
         row = await service.update_session(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             changes=data,
             if_match=if_match,
-            max_json_bytes=settings.max_json_bytes,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
         return _one(row)
 
     @put("/{session_id:str}/traits", summary="Replace a session's traits wholesale")
     async def replace_traits(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         data: JSONBody[dict[str, Any]],
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
         row = await service.replace_traits(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             traits=data,
             if_match=if_match,
-            max_json_bytes=settings.max_json_bytes,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
         return _one(row)
 
     @delete("/{session_id:str}", status_code=204, summary="Delete a session and all under it")
     async def delete_session(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
     ) -> None:
-        await service.delete_session(tx, tenant_id=tenant_id, session_id=session_id)
+        await service.delete_session(caller.tx, tenant_id=caller.tenant_id, session_id=session_id)

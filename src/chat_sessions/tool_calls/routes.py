@@ -8,8 +8,7 @@ from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from chat_sessions.db import Transaction
-from chat_sessions.settings import Settings
+from chat_sessions.caller import Caller
 from chat_sessions.tool_calls import service
 from chat_sessions.tool_calls.schemas import (
     ToolCallCreate,
@@ -28,54 +27,49 @@ class ToolCallController(Controller):
     @post("/", status_code=201, summary="Record a tool call requested by the agent")
     async def create_tool_call(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         data: JSONBody[ToolCallCreate],
     ) -> ToolCallRead:
         row = await service.create_tool_call(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             data=data,
-            max_json_bytes=settings.max_json_bytes,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
         return from_row(ToolCallRead, row)
 
     @patch("/{tool_call_pk:str}", summary="Move a tool call along its lifecycle")
     async def update_tool_call(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         tool_call_pk: FromPath[str],
         data: JSONBody[ToolCallUpdate],
     ) -> ToolCallRead:
         row = await service.update_tool_call(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             tool_call_pk=tool_call_pk,
             change=data,
-            max_json_bytes=settings.max_json_bytes,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
         return from_row(ToolCallRead, row)
 
     @get("/", summary="Tool calls in creation order")
     async def list_tool_calls(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
         status: FromQuery[ToolCallStatus | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         cursor: FromQuery[str | None] = None,
     ) -> ToolCallPage:
         rows, next_cursor = await service.list_tool_calls(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             session_id=session_id,
             status=status,
             limit=limit,

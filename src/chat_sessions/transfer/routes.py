@@ -6,10 +6,9 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from chat_sessions.db import Transaction
+from chat_sessions.caller import Caller
 from chat_sessions.sessions.schemas import SessionRead
 from chat_sessions.sessions.service import etag
-from chat_sessions.settings import Settings
 from chat_sessions.transfer import service
 from chat_sessions.transfer.schemas import ExportDocument, ImportDocument
 from chat_sessions.wire import from_row
@@ -22,26 +21,25 @@ class TransferController(Controller):
     @get("/{session_id:str}/export", summary="A session, its messages and tool calls")
     async def export_session(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
+        caller: NamedDependency[Caller],
         session_id: FromPath[str],
     ) -> ExportDocument:
-        return await service.export_session(tx, tenant_id=tenant_id, session_id=session_id)
+        return await service.export_session(
+            caller.tx, tenant_id=caller.tenant_id, session_id=session_id
+        )
 
     @post("/import", status_code=201, summary="Recreate an exported session under new ids")
     async def import_session(
         self,
-        tx: NamedDependency[Transaction],
-        tenant_id: NamedDependency[str],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         data: JSONBody[ImportDocument],
     ) -> Response[SessionRead]:
         row = await service.import_session(
-            tx,
-            tenant_id=tenant_id,
+            caller.tx,
+            tenant_id=caller.tenant_id,
             document=data,
-            max_message_bytes=settings.max_message_bytes,
-            max_json_bytes=settings.max_json_bytes,
+            max_message_bytes=caller.settings.max_message_bytes,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
         return Response(
             from_row(SessionRead, row),

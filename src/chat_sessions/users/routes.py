@@ -6,7 +6,7 @@ from litestar import delete
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from chat_sessions.db import Transaction
+from chat_sessions.caller import Caller
 from chat_sessions.users.service import Erasure, erase_user
 
 
@@ -16,7 +16,7 @@ from chat_sessions.users.service import Erasure, erase_user
     tags=["users"],
     summary="Erase an end-user: every session of theirs in this tenant",
 )
-async def erase_user_route(
-    tx: NamedDependency[Transaction], tenant_id: NamedDependency[str], user_id: FromPath[str]
-) -> Erasure:
-    return Erasure(deleted_sessions=await erase_user(tx, tenant_id=tenant_id, user_id=user_id))
+async def erase_user_route(caller: NamedDependency[Caller], user_id: FromPath[str]) -> Erasure:
+    return Erasure(
+        deleted_sessions=await erase_user(caller.tx, tenant_id=caller.tenant_id, user_id=user_id)
+    )

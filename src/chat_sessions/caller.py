@@ -1,0 +1,18 @@
+"""The caller of a tenant route: its transaction, the tenant its API key names, the limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chat_sessions.db import Transaction
+from chat_sessions.settings import Settings
+
+
+@dataclass(slots=True, frozen=True)
+class Caller:
+    """One dependency instead of three: Litestar resolves several dependencies of a handler
+    concurrently, in a task group per request, which costs more than the lookups themselves."""
+
+    tx: Transaction
+    tenant_id: str
+    settings: Settings
