@@ -50,6 +50,17 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = value.replace(tzinfo=UTC)
         return value
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        # SQLite hands back the stored text; one C-level parse per value instead of a chain of
+        # processors, as the history of a session reads dozens of these per request.
+        def parse(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return parse
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from msgspec import Struct
@@ -17,3 +18,14 @@ def from_row(shape: type[S], row: Any) -> S:
     """
     mapping = row._mapping if hasattr(row, "_mapping") else row
     return shape(**{name: mapping[name] for name in shape.__struct_fields__})
+
+
+def from_rows(shape: type[S], rows: Sequence[Any]) -> list[S]:
+    """`from_row` for a page of rows. When the query selected exactly the shape's fields in
+    its order (the hot listings do), rows are passed positionally: a few times faster."""
+    if not rows:
+        return []
+    fields = getattr(rows[0], "_fields", None)
+    if fields == shape.__struct_fields__:
+        return [shape(*row) for row in rows]
+    return [from_row(shape, row) for row in rows]

@@ -19,7 +19,7 @@ from chat_sessions.admin.schemas import (
 )
 from chat_sessions.auth import admin_guard
 from chat_sessions.db import Transaction
-from chat_sessions.wire import from_row
+from chat_sessions.wire import from_row, from_rows
 
 
 class AdminController(Controller):
@@ -42,7 +42,7 @@ class AdminController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> TenantPage:
         rows, next_cursor = await service.list_tenants(tx, limit=limit, cursor=cursor)
-        return TenantPage(data=[from_row(TenantRead, row) for row in rows], next_cursor=next_cursor)
+        return TenantPage(data=from_rows(TenantRead, rows), next_cursor=next_cursor)
 
     @patch("/{tenant_id:str}", summary="Change a tenant's name or limits")
     async def update_tenant(

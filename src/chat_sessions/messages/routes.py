@@ -21,7 +21,7 @@ from chat_sessions.messages.schemas import (
     Role,
     Truncation,
 )
-from chat_sessions.wire import from_row
+from chat_sessions.wire import from_row, from_rows
 
 IdempotencyKey = Annotated[
     str | None,
@@ -60,7 +60,7 @@ class MessageController(Controller):
             max_json_bytes=caller.settings.max_json_bytes,
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
-        return [from_row(MessageRead, row) for row in rows], headers
+        return from_rows(MessageRead, rows), headers
 
     @post("/messages", status_code=201, summary="Append a message")
     async def append_message(
@@ -113,9 +113,7 @@ class MessageController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        return MessagePage(
-            data=[from_row(MessageRead, row) for row in rows], next_cursor=next_cursor
-        )
+        return MessagePage(data=from_rows(MessageRead, rows), next_cursor=next_cursor)
 
     @get("/messages/{message_id:str}", summary="One message")
     async def get_message(

@@ -12,7 +12,7 @@ from chat_sessions.caller import Caller
 from chat_sessions.messages.schemas import Role
 from chat_sessions.search.schemas import SearchHit, SearchResults
 from chat_sessions.search.service import search_messages
-from chat_sessions.wire import from_row
+from chat_sessions.wire import from_rows
 
 
 @get("/search", tags=["search"], summary="Full-text search over this tenant's messages")
@@ -33,4 +33,4 @@ async def search(
         role=role,
         limit=limit,
     )
-    return SearchResults(data=[from_row(SearchHit, row) for row in rows])
+    return SearchResults(data=from_rows(SearchHit, rows))

@@ -18,7 +18,7 @@ from chat_sessions.sessions.schemas import (
     SessionStatus,
     SessionUpdate,
 )
-from chat_sessions.wire import from_row
+from chat_sessions.wire import from_row, from_rows
 
 IfMatch = Annotated[
     str | None,
@@ -69,9 +69,7 @@ class SessionController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        return SessionPage(
-            data=[from_row(SessionListItem, row) for row in rows], next_cursor=next_cursor
-        )
+        return SessionPage(data=from_rows(SessionListItem, rows), next_cursor=next_cursor)
 
     @get("/{session_id:str}", summary="Get a session (with ETag)")
     async def get_session(

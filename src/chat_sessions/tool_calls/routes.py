@@ -17,7 +17,7 @@ from chat_sessions.tool_calls.schemas import (
     ToolCallStatus,
     ToolCallUpdate,
 )
-from chat_sessions.wire import from_row
+from chat_sessions.wire import from_row, from_rows
 
 
 class ToolCallController(Controller):
@@ -75,6 +75,4 @@ class ToolCallController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        return ToolCallPage(
-            data=[from_row(ToolCallRead, row) for row in rows], next_cursor=next_cursor
-        )
+        return ToolCallPage(data=from_rows(ToolCallRead, rows), next_cursor=next_cursor)
