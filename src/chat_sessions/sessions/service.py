@@ -72,26 +72,23 @@ async def create_session(
 ) -> Row[Any]:
     check_json(data.traits, "traits", max_json_bytes)
     now = utcnow()
-    statement = (
-        insert(sessions)
-        .values(
-            id=new_id(),
-            tenant_id=tenant_id,
-            user_id=data.user_id,
-            title=data.title,
-            traits=data.traits,
-            status=data.status,
-            result=data.result,
-            error=data.error,
-            message_count=0,
-            last_seq=0,
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
-        .returning(*SESSION_COLUMNS)
-    )
-    return (await tx.execute(statement)).one()
+    values = {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "user_id": data.user_id,
+        "title": data.title,
+        "traits": data.traits,
+        "status": data.status,
+        "result": data.result,
+        "error": data.error,
+        "message_count": 0,
+        "last_seq": 0,
+        "token_total": 0,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    return (await tx.execute(_CREATE, values)).one()
 
 
 _THIS_SESSION = (
@@ -101,6 +98,7 @@ _THIS_SESSION = (
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
 _GET = select(*SESSION_COLUMNS).where(*_THIS_SESSION)
+_CREATE = insert(sessions).returning(*SESSION_COLUMNS)
 _GET_LOCKED = _GET.with_for_update()
 _EXISTS = select(sessions.c.id).where(*_THIS_SESSION)
 _EXISTS_LOCKED = _EXISTS.with_for_update()
