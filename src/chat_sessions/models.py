@@ -26,7 +26,8 @@ SQLModel.metadata.naming_convention = {
 }
 metadata: MetaData = SQLModel.metadata
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQL NULL for None (by default the JSON type would store the JSON text "null").
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
