@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite migrate lint format bench cleanup clean
+.PHONY: run test migrate lint format bench cleanup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ migrate: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The benchmark (bench/run.py): the service against a bare Litestar app, under wrk (installed
+# when missing, if it can be). BENCH_ARGS="--quick" for a smoke check;
+# BENCH_ARGS="--database-url postgresql+asyncpg://... --workers 1 2" for PostgreSQL.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/ruff format --check src tests migrations bench
@@ -35,3 +41,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+
+cleanup: $(STAMP)
+	$(BIN)/chat-sessions cleanup $(CLEANUP_ARGS)

@@ -1,0 +1,54 @@
+-- One benchmark scenario for wrk, configured by the environment (bench/run.py sets it):
+--   BENCH_METHOD  GET or POST (default GET); the URL given to wrk carries path and query
+--   BENCH_TOKEN   API key sent as "Authorization: Bearer ..." (unset: no header)
+--   BENCH_BODY    JSON body (sent with Content-Type: application/json)
+--   BENCH_UNIQUE  when set, every "@N@" in the body becomes a per-request counter, so each
+--                 request carries a different body (no Idempotency-Key is ever sent)
+-- done() prints one line "BENCH_JSON {...}" with the figures run.py reads.
+
+local method = os.getenv("BENCH_METHOD") or "GET"
+local token = os.getenv("BENCH_TOKEN")
+local body = os.getenv("BENCH_BODY")
+local unique = os.getenv("BENCH_UNIQUE")
+
+local headers = {}
+if token ~= nil and token ~= "" then
+  headers["Authorization"] = "Bearer " .. token
+end
+if body ~= nil and body ~= "" then
+  headers["Content-Type"] = "application/json"
+else
+  body = nil
+end
+
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+if unique ~= nil and unique ~= "" and body ~= nil then
+  local counter = 0
+  function request()
+    counter = counter + 1
+    local n = tostring(tid or 0) .. "-" .. tostring(counter)
+    return wrk.format(method, wrk.path, headers, (string.gsub(body, "@N@", n)))
+  end
+else
+  wrk.method = method
+  wrk.body = body
+  for name, value in pairs(headers) do
+    wrk.headers[name] = value
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"errors_connect":%d,' ..
+    '"errors_read":%d,"errors_write":%d,"errors_status":%d,"errors_timeout":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
+end
