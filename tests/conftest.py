@@ -22,8 +22,10 @@ from support import (
     TEST_DATABASE_URL,
     Tenant,
     create_postgres_database,
+    create_postgres_database_async,
     create_tenant,
     drop_postgres_database,
+    drop_postgres_database_async,
     make_settings,
 )
 
@@ -98,3 +100,17 @@ async def tenant(client: httpx.AsyncClient) -> Tenant:
 @pytest.fixture
 async def other_tenant(client: httpx.AsyncClient) -> Tenant:
     return await create_tenant(client, "globex")
+
+
+@pytest.fixture
+async def fresh_database(engine_name: str) -> AsyncIterator[Database]:
+    """An empty database of its own (not migrated), so it can be migrated step by step."""
+    url = None
+    if engine_name == "postgresql":
+        url = await create_postgres_database_async("cs_fresh")
+    database = Database(make_settings(database_url=url))
+    await database.start()
+    yield database
+    await database.stop()
+    if url is not None:
+        await drop_postgres_database_async(url)

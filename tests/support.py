@@ -55,6 +55,31 @@ async def create_tenant(client: httpx.AsyncClient, name: str, **limits: Any) -> 
     return Tenant(id=body["tenant"]["id"], name=name, key=body["api_key"])
 
 
+async def new_session(client: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> str:
+    """Create a session through the API; its id."""
+    response = await client.post("/v1/sessions", json=fields, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def append(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    session_id: str,
+    content: str = "hello",
+    role: str = "user",
+    **fields: Any,
+) -> dict[str, Any]:
+    """Append one message through the API; the stored message."""
+    response = await client.post(
+        f"/v1/sessions/{session_id}/messages",
+        json={"role": role, "content": content, **fields},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
 async def count_rows(database: Database, table: str, where: str = "", **params: Any) -> int:
     """Count rows in the database itself, for claims about storage."""
     sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")

@@ -3,8 +3,6 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -19,26 +17,9 @@ from chat_sessions.db import (
 from chat_sessions.models import metadata
 from support import (
     TEST_DATABASE_URL,
-    create_postgres_database_async,
-    drop_postgres_database_async,
-    make_settings,
 )
 
 TABLES = {"tenants", "api_keys", "sessions", "messages", "tool_calls"}
-
-
-@pytest.fixture
-async def empty_database(engine_name: str) -> AsyncIterator[Database]:
-    """A database with nothing in it: its own, so going down to nothing disturbs no one."""
-    url = None
-    if engine_name == "postgresql":
-        url = await create_postgres_database_async("cs_migrations")
-    database = Database(make_settings(database_url=url))
-    await database.start()
-    yield database
-    await database.stop()
-    if url is not None:
-        await drop_postgres_database_async(url)
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -52,30 +33,30 @@ def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names()) & TABLES
 
 
-async def test_migrations_create_exactly_the_models_schema(empty_database: Database) -> None:
-    await empty_database.migrate()
-    assert await empty_database.run_sync(_differences) == []
-    assert await empty_database.schema_revision() == head_revision()
+async def test_migrations_create_exactly_the_models_schema(fresh_database: Database) -> None:
+    await fresh_database.migrate()
+    assert await fresh_database.run_sync(_differences) == []
+    assert await fresh_database.schema_revision() == head_revision()
 
 
-async def test_upgrade_downgrade_upgrade(empty_database: Database) -> None:
-    await empty_database.migrate()
-    assert await empty_database.run_sync(_tables) == TABLES
+async def test_upgrade_downgrade_upgrade(fresh_database: Database) -> None:
+    await fresh_database.migrate()
+    assert await fresh_database.run_sync(_tables) == TABLES
 
-    await empty_database.run_sync(lambda connection: downgrade_on_connection(connection, "base"))
-    assert await empty_database.run_sync(_tables) == set()
-    assert await empty_database.schema_revision() is None
+    await fresh_database.run_sync(lambda connection: downgrade_on_connection(connection, "base"))
+    assert await fresh_database.run_sync(_tables) == set()
+    assert await fresh_database.schema_revision() is None
 
-    await empty_database.migrate()
-    assert await empty_database.run_sync(_tables) == TABLES
-    assert await empty_database.run_sync(_differences) == []
+    await fresh_database.migrate()
+    assert await fresh_database.run_sync(_tables) == TABLES
+    assert await fresh_database.run_sync(_differences) == []
 
 
 @pytest.mark.postgres_only
 @pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL is unset")
 @pytest.mark.parametrize("engine_name", ["postgresql"])
-async def test_json_columns_are_jsonb_on_postgresql(empty_database: Database) -> None:
-    await empty_database.migrate()
+async def test_json_columns_are_jsonb_on_postgresql(fresh_database: Database) -> None:
+    await fresh_database.migrate()
 
     json_columns = {
         "sessions.traits",
@@ -94,18 +75,18 @@ async def test_json_columns_are_jsonb_on_postgresql(empty_database: Database) ->
         )
         return {name: kind for name, kind in rows if name in json_columns}
 
-    types = await empty_database.run_sync(column_types)
+    types = await fresh_database.run_sync(column_types)
     assert types == dict.fromkeys(json_columns, "jsonb")
 
 
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("engine_name", ["sqlite"])
-async def test_sqlite_migrations_leave_foreign_keys_on(empty_database: Database) -> None:
-    await empty_database.migrate()
+async def test_sqlite_migrations_leave_foreign_keys_on(fresh_database: Database) -> None:
+    await fresh_database.migrate()
 
     def foreign_keys(connection: Connection) -> int:
         raw = connection.connection.dbapi_connection
         assert raw is not None
         return int(raw.execute("PRAGMA foreign_keys").fetchone()[0])
 
-    assert await empty_database.run_sync(foreign_keys) == 1
+    assert await fresh_database.run_sync(foreign_keys) == 1

@@ -3,7 +3,6 @@ queries, tenancy, deletions, and the messages stored before the search migration
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,35 +19,11 @@ from chat_sessions.models import UTCDateTime
 from support import (
     ADMIN,
     Tenant,
-    create_postgres_database_async,
-    drop_postgres_database_async,
-    make_settings,
+    append,
+    new_session,
 )
 
 HIT_FIELDS = {"session_id", "message_id", "seq", "role", "snippet", "score"}
-
-
-async def new_session(client: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> str:
-    response = await client.post("/v1/sessions", json=fields, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-async def append(
-    client: httpx.AsyncClient,
-    tenant: Tenant,
-    session_id: str,
-    content: str,
-    role: str = "user",
-    **fields: Any,
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/v1/sessions/{session_id}/messages",
-        json={"role": role, "content": content, **fields},
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def search(client: httpx.AsyncClient, tenant: Tenant, **params: Any) -> httpx.Response:
@@ -406,20 +381,6 @@ async def test_a_word_wrapped_in_query_syntax_is_still_searched_as_plain_text(
 
 
 # --- messages stored before the search migration --------------------------------------------
-
-
-@pytest.fixture
-async def fresh_database(engine_name: str) -> AsyncIterator[Database]:
-    """A database of its own, empty, so it can be migrated step by step."""
-    url = None
-    if engine_name == "postgresql":
-        url = await create_postgres_database_async("cs_search")
-    database = Database(make_settings(database_url=url))
-    await database.start()
-    yield database
-    await database.stop()
-    if url is not None:
-        await drop_postgres_database_async(url)
 
 
 async def test_messages_stored_before_the_search_migration_are_found(

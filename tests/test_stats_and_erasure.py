@@ -3,7 +3,6 @@ session of theirs in this tenant, and nothing else."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -18,10 +17,9 @@ from chat_sessions.models import UTCDateTime
 from support import (
     ADMIN,
     Tenant,
+    append,
     count_rows,
-    create_postgres_database_async,
-    drop_postgres_database_async,
-    make_settings,
+    new_session,
 )
 
 EMPTY = {"sessions": 0, "messages": 0, "tokens": 0, "users": 0}
@@ -30,29 +28,6 @@ EMPTY = {"sessions": 0, "messages": 0, "tokens": 0, "users": 0}
 async def stats(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
     response = await client.get("/v1/stats", headers=tenant.headers)
     assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def new_session(client: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> str:
-    response = await client.post("/v1/sessions", json=fields, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-async def append(
-    client: httpx.AsyncClient,
-    tenant: Tenant,
-    session_id: str,
-    content: str = "hello",
-    role: str = "user",
-    **fields: Any,
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/v1/sessions/{session_id}/messages",
-        json={"role": role, "content": content, **fields},
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
     return dict(response.json())
 
 
@@ -175,20 +150,6 @@ async def test_stats_are_for_the_callers_tenant_only(
 async def test_stats_need_an_api_key(client: httpx.AsyncClient, tenant: Tenant) -> None:
     response = await client.get("/v1/stats")
     assert response.status_code == 401
-
-
-@pytest.fixture
-async def fresh_database(engine_name: str) -> AsyncIterator[Database]:
-    """A database of its own, empty, so it can be migrated step by step."""
-    url = None
-    if engine_name == "postgresql":
-        url = await create_postgres_database_async("cs_stats")
-    database = Database(make_settings(database_url=url))
-    await database.start()
-    yield database
-    await database.stop()
-    if url is not None:
-        await drop_postgres_database_async(url)
 
 
 async def test_stats_count_tokens_of_messages_stored_before_the_token_totals_migration(

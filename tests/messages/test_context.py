@@ -8,13 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import Tenant
-
-
-async def new_session(client: httpx.AsyncClient, tenant: Tenant) -> str:
-    response = await client.post("/v1/sessions", json={}, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+from support import Tenant, new_session
 
 
 async def store(

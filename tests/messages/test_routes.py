@@ -15,15 +15,9 @@ import pytest
 from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import Tenant, count_rows, make_settings
+from support import Tenant, count_rows, make_settings, new_session
 
 KIB = 1024
-
-
-async def new_session(client: httpx.AsyncClient, tenant: Tenant) -> str:
-    response = await client.post("/v1/sessions", json={}, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def append(

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import Tenant, count_rows, create_tenant
+from support import Tenant, append, count_rows, create_tenant
 
 MAX_PAGES = 50
 
@@ -33,18 +33,6 @@ async def create(client: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> di
 async def fetch(client: httpx.AsyncClient, tenant: Tenant, session_id: str) -> dict[str, Any]:
     response = await client.get(f"/v1/sessions/{session_id}", headers=tenant.headers)
     assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def append(
-    client: httpx.AsyncClient, tenant: Tenant, session_id: str, content: str, role: str = "user"
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/v1/sessions/{session_id}/messages",
-        json={"role": role, "content": content},
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
     return dict(response.json())
 
 

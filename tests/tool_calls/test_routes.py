@@ -10,13 +10,7 @@ import httpx
 import pytest
 
 from chat_sessions.db import Database
-from support import Tenant, count_rows
-
-
-async def new_session(client: httpx.AsyncClient, tenant: Tenant) -> str:
-    response = await client.post("/v1/sessions", json={}, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+from support import Tenant, count_rows, new_session
 
 
 async def new_message(client: httpx.AsyncClient, tenant: Tenant, session_id: str) -> str:
