@@ -17,6 +17,7 @@ several processes append and patch correctly side by side.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -44,16 +45,19 @@ def _json_serializer(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-class Transaction:
-    """What a service gets: one database transaction, begun on its first statement."""
+class Transaction(abc.ABC):
+    """What a service gets: one database transaction, begun on its first statement. Each
+    engine's transaction below implements it."""
 
     dialect: str
 
+    @abc.abstractmethod
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
-        raise NotImplementedError  # each engine's transaction below defines it
+        """Run one statement in this transaction (beginning it if this is the first)."""
 
+    @abc.abstractmethod
     async def finish(self, commit: bool) -> None:
-        raise NotImplementedError
+        """Commit or roll back, and give the connection back."""
 
 
 # --- SQLite -------------------------------------------------------------------------------
