@@ -59,7 +59,7 @@ def _create_demo_tenant_if_none(settings: Settings) -> None:
     key = _run_in_transaction(settings, work)
     if key is not None:
         print(f"Created tenant '{DEMO_TENANT}'. Its API key (shown once, keep it):\n\n  {key}\n")
-        print(f"  export CHAT_SESSIONS_KEY={key}\n", flush=True)
+        print(f"  export KEY={key}   # for the README's curl walk-through\n", flush=True)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
