@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from chat_sessions.admin import service as admin
 from chat_sessions.admin.schemas import TenantCreate
-from chat_sessions.db import Database, Transaction, migrate
+from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError, NotFound
 from chat_sessions.messages import service as message_service
 from chat_sessions.models import sessions
@@ -45,6 +45,11 @@ def _run_in_transaction(settings: Settings, work: Callable[[Transaction], Awaita
     return _run_with_database(settings, in_transaction)
 
 
+def _migrate(settings: Settings) -> None:
+    """`alembic upgrade head` against the configured database."""
+    _run_with_database(settings, lambda database: database.migrate())
+
+
 def _create_demo_tenant_if_none(settings: Settings) -> None:
     """On a database without tenants, create `demo` and print its key: the README's curl
     walk-through works at once."""
@@ -66,7 +71,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     if args.migrate:
-        migrate(settings)
+        _migrate(settings)
     if args.demo_tenant:
         _create_demo_tenant_if_none(settings)
     workers = settings.workers
@@ -92,7 +97,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> None:
-    migrate(settings)
+    _migrate(settings)
     print("database is at the latest migration")
 
 

@@ -439,17 +439,3 @@ def downgrade_on_connection(connection: Connection, revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(connection), revision)
-
-
-def migrate(settings: Settings, revision: str = "head") -> None:
-    """`alembic upgrade head` against the configured database (the CLI's `migrate`)."""
-
-    async def run() -> None:
-        database = Database(settings)
-        await database.start()
-        try:
-            await database.migrate(revision)
-        finally:
-            await database.stop()
-
-    asyncio.run(run())

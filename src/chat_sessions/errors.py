@@ -153,7 +153,6 @@ def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: handle_domain_error,
     HTTPException: handle_http_exception,
-    OperationalError: handle_database_error,
     DBAPIError: handle_database_error,
     PoolTimeoutError: handle_database_error,
     OSError: handle_database_error,

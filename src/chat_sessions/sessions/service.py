@@ -67,6 +67,9 @@ def check_if_match(if_match: str | None, version: int) -> None:
     raise PreconditionFailed(f"the session has changed: its ETag is now {current}")
 
 
+_CREATE = insert(sessions).returning(*SESSION_COLUMNS)
+
+
 async def create_session(
     tx: Transaction, *, tenant_id: str, data: SessionCreate, max_json_bytes: int
 ) -> Row[Any]:
@@ -98,7 +101,6 @@ _THIS_SESSION = (
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
 _GET = select(*SESSION_COLUMNS).where(*_THIS_SESSION)
-_CREATE = insert(sessions).returning(*SESSION_COLUMNS)
 _GET_LOCKED = _GET.with_for_update()
 _EXISTS = select(sessions.c.id).where(*_THIS_SESSION)
 _EXISTS_LOCKED = _EXISTS.with_for_update()

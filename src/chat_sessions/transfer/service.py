@@ -13,7 +13,7 @@ from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.messages.service import MESSAGE_COLUMNS, check_message, message_row
 from chat_sessions.models import messages, new_id, sessions, tool_calls, utcnow
 from chat_sessions.sessions.schemas import SessionRead
-from chat_sessions.sessions.service import SESSION_COLUMNS, get_session
+from chat_sessions.sessions.service import get_session
 from chat_sessions.tool_calls.schemas import ToolCallRead
 from chat_sessions.tool_calls.service import TOOL_CALL_COLUMNS
 from chat_sessions.transfer.schemas import FORMAT, ExportDocument, ImportDocument
@@ -145,5 +145,4 @@ async def import_session(
                 for call in sorted(document.tool_calls, key=lambda call: call.created_at)
             ],
         )
-    row = (await tx.execute(select(*SESSION_COLUMNS).where(sessions.c.id == session_id))).one()
-    return row
+    return await get_session(tx, tenant_id=tenant_id, session_id=session_id)
