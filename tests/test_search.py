@@ -3,6 +3,7 @@ queries, tenancy, deletions, and the messages stored before the search migration
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,15 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from litestar import Litestar
 from sqlalchemy import bindparam, text
 
 from chat_sessions.app import create_app
-from chat_sessions.db import Database
+from chat_sessions.db import Database, SearchIndexer
 from chat_sessions.models import UTCDateTime
 from support import (
     ADMIN,
     Tenant,
     append,
+    count_rows,
     new_session,
 )
 
@@ -270,6 +273,56 @@ async def test_truncated_messages_leave_the_results(
 
     replacement = await append(client, tenant, session_id, "mango regenerated")
     assert message_ids(await hits(client, tenant, q="mango")) == {first["id"], replacement["id"]}
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    session_id = await new_session(client, tenant)
+    first = await append(client, tenant, session_id, "kiwi one")
+    await append(client, tenant, session_id, "kiwi two")
+    assert await count_rows(database, "messages_fts_pending") == 2  # queued, not yet indexed
+
+    assert len(await hits(client, tenant, q="kiwi")) == 2
+    assert await count_rows(database, "messages_fts_pending") == 0
+
+    # Delete the indexed last message: SQLite hands its rowid to the next insert, which must
+    # still be indexed, and the deleted text must not come back.
+    response = await client.delete(
+        f"/v1/sessions/{session_id}/messages", params={"after_seq": 1}, headers=tenant.headers
+    )
+    assert response.json() == {"deleted": 1}
+    replacement = await append(client, tenant, session_id, "lime two")
+
+    assert message_ids(await hits(client, tenant, q="kiwi")) == {first["id"]}
+    assert message_ids(await hits(client, tenant, q="lime")) == {replacement["id"]}
+    assert message_ids(await hits(client, tenant, q="two")) == {replacement["id"]}
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_indexes_the_queue_by_itself_once_the_service_is_idle(
+    app: Litestar, client: httpx.AsyncClient, tenant: Tenant, database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(SearchIndexer, "IDLE_SECONDS", 0.05)
+    monkeypatch.setattr(SearchIndexer, "CHUNK", 3)  # several chunks, one after the other
+    session_id = await new_session(client, tenant)
+    response = await client.post(
+        f"/v1/sessions/{session_id}/messages/batch",
+        json={"messages": [{"role": "user", "content": f"melon {i}"} for i in range(10)]},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert await count_rows(database, "messages_fts_pending") == 10
+
+    async with app.lifespan():
+        for _ in range(50):  # each look is activity too: look less often than the idle time
+            await asyncio.sleep(0.2)
+            if await count_rows(database, "messages_fts_pending") == 0:
+                break
+    assert await count_rows(database, "messages_fts_pending") == 0
+    assert await count_rows(database, "messages_fts", "messages_fts MATCH 'melon'") == 10
 
 
 async def test_erased_users_messages_leave_the_results(

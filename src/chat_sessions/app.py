@@ -136,16 +136,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # (measured: append p99 70 ms -> 14 ms under load).
         gc.collect()
         gc.freeze()
-        cleanup = None
+        background = []
+        if database.is_sqlite:
+            background.append(asyncio.create_task(database.search_indexer.run_when_idle()))
         if settings.cleanup_interval_seconds:
-            cleanup = asyncio.create_task(
-                cleanup_periodically(database, settings.cleanup_interval_seconds)
+            background.append(
+                asyncio.create_task(
+                    cleanup_periodically(database, settings.cleanup_interval_seconds)
+                )
             )
         try:
             yield
         finally:
-            if cleanup is not None:
-                cleanup.cancel()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if owns_database:
                 await database.stop()
 

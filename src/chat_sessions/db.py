@@ -21,6 +21,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     async def finish(self, commit: bool) -> None:
         """Commit or roll back, and give the connection back."""
+
+    async def prepare_search(self) -> None:
+        """Bring the search index up to date before this transaction's first statement.
+        Only SQLite's index trails the writes (see `SearchIndexer`)."""
 
 
 # --- SQLite -------------------------------------------------------------------------------
@@ -196,7 +201,7 @@ class _GroupCommit:
 class _SQLiteTransaction(Transaction):
     dialect = "sqlite"
 
-    def __init__(self, database: Database, write: bool) -> None:
+    def __init__(self, database: Database, write: bool, background: bool = False) -> None:
         self._database = database
         self._write = write
         # Reads go to their own connection (WAL lets it read while the writer writes) and see
@@ -204,6 +209,12 @@ class _SQLiteTransaction(Transaction):
         self._link = database._writer if write else database._reader
         self._shared = self._link is database._writer
         self._transaction: Any = None
+        if not background:
+            database.last_activity = time.monotonic()
+
+    async def prepare_search(self) -> None:
+        assert self._transaction is None, "the index must be current before the snapshot"
+        await self._database.search_indexer.catch_up()
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         if self._transaction is None:
@@ -237,6 +248,61 @@ class _SQLiteTransaction(Transaction):
             committed = self._database._group.schedule()
             if self._write and commit:
                 await committed
+
+
+class SearchIndexer:
+    """Builds SQLite's search index behind the writes (migration 0004).
+
+    Tokenising a message into FTS5 costs more than storing it, so an insert only queues the
+    message's rowid; the queue is indexed in chunks, each in its own write transaction, when
+    the service has been idle for a moment and before any search reads the index. Searches
+    therefore see every committed message; what trails is only when the work is done.
+    """
+
+    CHUNK = 500  # ~20 ms of indexing: writes queued behind a chunk wait no longer than that
+    IDLE_SECONDS = 1.0
+
+    _BOUND = text(
+        "SELECT max(rowid) FROM"
+        " (SELECT rowid FROM messages_fts_pending ORDER BY rowid LIMIT :chunk)"
+    )
+    _INDEX = text(
+        "INSERT INTO messages_fts (rowid, content) SELECT m.rowid, m.content"
+        " FROM messages_fts_pending AS p JOIN messages AS m ON m.rowid = p.rowid"
+        " WHERE p.rowid <= :bound"
+    )
+    _DEQUEUE = text("DELETE FROM messages_fts_pending WHERE rowid <= :bound")
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def index_chunk(self) -> bool:
+        """Index up to CHUNK queued messages; whether a full chunk was indexed (more may wait)."""
+        async with self._database.transaction(background=True) as tx:
+            bound = (await tx.execute(self._BOUND, {"chunk": self.CHUNK})).scalar()
+            if bound is None:
+                return False
+            await tx.execute(self._INDEX, {"bound": bound})
+            return (await tx.execute(self._DEQUEUE, {"bound": bound})).rowcount >= self.CHUNK
+
+    async def catch_up(self) -> None:
+        while await self.index_chunk():
+            pass
+
+    async def run_when_idle(self) -> None:
+        """The background loop: index while no request has begun a transaction for a while."""
+        database = self._database
+        while True:
+            quiet = time.monotonic() - database.last_activity
+            if quiet < self.IDLE_SECONDS:
+                await asyncio.sleep(self.IDLE_SECONDS - quiet)
+                continue
+            try:
+                more = await self.index_chunk()
+            except Exception:  # a failed chunk stays queued; searches and the next round retry
+                log.exception("search indexing failed; retrying in %s s", self.IDLE_SECONDS)
+                more = False
+            await asyncio.sleep(0 if more else self.IDLE_SECONDS)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -306,6 +372,8 @@ class Database:
         self._writer: Any = None
         self._reader: Any = None
         self._group: Any = None
+        self.last_activity = 0.0  # monotonic time of the last transaction begun
+        self.search_indexer = SearchIndexer(self)
 
     @property
     def is_sqlite(self) -> bool:
@@ -340,17 +408,20 @@ class Database:
             self._async_engine = None
 
     @contextlib.asynccontextmanager
-    async def transaction(self, write: bool = True) -> AsyncIterator[Transaction]:
+    async def transaction(
+        self, write: bool = True, *, background: bool = False
+    ) -> AsyncIterator[Transaction]:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         `write=False` promises reads only: on SQLite they then run on the reader connection,
-        never waiting for the write lock.
+        never waiting for the write lock. `background` work does not count as activity (see
+        `SearchIndexer.run_when_idle`).
         """
         transaction: _SQLiteTransaction | _PostgresTransaction
         if self.is_sqlite:
             if self._writer is None:
                 raise RuntimeError("the database is not started")
-            transaction = _SQLiteTransaction(self, write)
+            transaction = _SQLiteTransaction(self, write, background)
         else:
             if self._async_engine is None:
                 raise RuntimeError("the database is not started")

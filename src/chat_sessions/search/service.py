@@ -85,6 +85,7 @@ async def search_messages(
     terms = search_terms(query)
     if not terms:
         return []  # only punctuation or operators: nothing can match
+    await tx.prepare_search()
     if tx.dialect == "sqlite":
         match = " ".join(f'"{term}"' for term in terms)  # \w+ words hold no quote to escape
         statement = _sqlite_statement(_filters(session_id, user_id, role))
