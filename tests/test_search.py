@@ -302,7 +302,10 @@ async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
 
 @pytest.mark.sqlite_only
 async def test_sqlite_indexes_the_queue_by_itself_once_the_service_is_idle(
-    app: Litestar, client: httpx.AsyncClient, tenant: Tenant, database: Database,
+    app: Litestar,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    database: Database,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(SearchIndexer, "IDLE_SECONDS", 0.05)

@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from chat_sessions.admin.routes import AdminController
-from chat_sessions.auth import tenant_guard
+from chat_sessions.auth import authenticate
 from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
@@ -85,6 +85,14 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
             raise BadRequest(f"invalid request body: {error}") from None
         except msgspec.DecodeError as error:
             raise BadRequest(f"malformed JSON: {error}") from None
+
+
+async def check_tenant_request(request: Request[Any, Any, Any]) -> None:
+    """Tenant routes: the API key first, so a request without one is a 401 whatever else is
+    wrong with it, then the body. (A hook rather than a guard: Litestar copies the route
+    handler on every guard call.)"""
+    await authenticate(request)
+    await check_request(request)
 
 
 def _strict_decoder(handler: Any) -> msgspec.json.Decoder[Any] | None:
@@ -165,7 +173,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             get_stats,
             erase_user_route,
         ],
-        guards=[tenant_guard],
+        before_request=check_tenant_request,
         dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},
         security=[{"bearer": []}],
     )
