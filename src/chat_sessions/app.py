@@ -17,7 +17,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 
 from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import authenticate
@@ -25,6 +25,7 @@ from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
 from chat_sessions.messages.routes import MessageController
+from chat_sessions.metrics import metrics_middleware
 from chat_sessions.ratelimit import RateLimiter
 from chat_sessions.retention import cleanup_periodically
 from chat_sessions.search.routes import search
@@ -178,12 +179,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         security=[{"bearer": []}],
     )
     admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
-    prometheus = PrometheusConfig(
-        app_name="chat_sessions",
-        prefix="chat_sessions",
-        group_path=True,  # label by route template, not by every session id
-        exclude=["^/metrics$", "^/schema"],
-    )
     return Litestar(
         route_handlers=[tenant_api, admin_api, health, ready, PrometheusController],
         dependencies={
@@ -191,7 +186,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         },
         before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[prometheus.middleware],
+        middleware=[metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
         state=State(
