@@ -60,7 +60,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or path.startswith(NOT_MEASURED):
             await app(scope, receive, send)
             return
-        method = scope["method"]
+        method = scope["method"]  # type: ignore[typeddict-item]  # an HTTP scope here
         status = 500  # what the client gets if the app raises before answering
 
         async def send_and_note_status(message: Message) -> None:
