@@ -17,7 +17,7 @@ import msgspec
 from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.engine import Row
 
-from chat_sessions.db import Transaction
+from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
 from chat_sessions.messages.schemas import MessageCreate
@@ -42,7 +42,7 @@ MAX_IDEMPOTENCY_KEY = 255
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
-_ADVANCE_SESSION = (
+_ADVANCE_SESSION = Prepared(
     update(sessions)
     .where(
         sessions.c.id == bindparam("scope_session"),
@@ -58,6 +58,7 @@ _ADVANCE_SESSION = (
     )
     .returning(sessions.c.last_seq)
 )
+_INSERT_MESSAGE = Prepared(messages.insert())
 
 
 @functools.cache
@@ -189,9 +190,10 @@ async def append_messages(
         "tokens": sum(message.token_count or 0 for message in new),
         "now": now,
     }
-    last_seq = (await tx.execute(_ADVANCE_SESSION, advanced)).scalar()
-    if last_seq is None:
+    advanced_rows = await tx.run(_ADVANCE_SESSION, advanced)
+    if not advanced_rows:
         raise not_found()
+    last_seq = advanced_rows[0][0]
     first_seq = last_seq - count + 1
     if expected_last_seq is not None and first_seq - 1 != expected_last_seq:
         raise PreconditionFailed(
@@ -209,7 +211,7 @@ async def append_messages(
         )
         for offset, message in enumerate(new)
     ]
-    await tx.execute(messages.insert(), rows if count > 1 else rows[0])
+    await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
     return rows, False
 
 
