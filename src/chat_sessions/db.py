@@ -21,6 +21,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import operator
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -76,29 +77,53 @@ class _Plan:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         binds = compiled.binds
-        self._slots = [
-            (
-                name,
-                binds[name].effective_value,  # the value of a literal, e.g. `version + 1`
-                binds[name].type.dialect_impl(dialect).bind_processor(dialect),
-            )
-            for name in compiled.positiontup or ()
+        names = list(compiled.positiontup or ())
+        # Literals in the statement (`version + 1`) are bind parameters with a value.
+        self._literals = {
+            name: binds[name].effective_value for name in names if binds[name].value is not None
+        }
+        self._pick = operator.itemgetter(*names) if names else None
+        self._one_name = len(names) == 1
+        self._bind_processors = [
+            (index, processor)
+            for index, name in enumerate(names)
+            if (processor := binds[name].type.dialect_impl(dialect).bind_processor(dialect))
         ]
         columns = statement.exported_columns if compiled.returning or statement.is_select else ()
         processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in columns
         ]
-        self._processors = processors if any(processors) else None
+        self._result_processors = processors if any(processors) else None
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any]:
-        values = []
-        for name, default, process in self._slots:
-            value = parameters.get(name, default)
-            values.append(value if process is None else process(value))
-        return values
+        return self.values_many([parameters])[0]
+
+    def values_many(self, parameter_sets: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        """Driver parameters for each set. The values are picked in C (itemgetter) and only
+        typed ones converted; rows of a batch share their timestamp and ids, so a value that
+        is the same object as the row before's is converted once."""
+        pick = self._pick
+        if pick is None:
+            return [[] for _ in parameter_sets]
+        if self._literals:
+            parameter_sets = [{**self._literals, **one} for one in parameter_sets]
+        if self._one_name:
+            rows = [[pick(one)] for one in parameter_sets]
+        else:
+            rows = [list(pick(one)) for one in parameter_sets]
+        for index, process in self._bind_processors:
+            last_in: Any = _UNSET
+            last_out: Any = None
+            for row in rows:
+                value = row[index]
+                if value is not last_in:
+                    last_in, last_out = value, process(value)
+                row[index] = last_out
+        return rows
 
     def rows(self, fetched: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        processors = self._processors
+        processors = self._result_processors
         if processors is None:
             return fetched
         return [
@@ -108,6 +133,9 @@ class _Plan:
             )
             for row in fetched
         ]
+
+
+_UNSET = object()
 
 
 class Transaction(abc.ABC):
@@ -166,6 +194,10 @@ def create_sqlite_engine(url: str, settings: Settings) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")  # off by default, per connection
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        # Each request writes inside a SAVEPOINT (see _GroupCommit), whose undo copies of the
+        # pages it changes go to a temporary file by default: in memory they cost half as much
+        # (a batch of 20: 19 -> 10 µs a message, measured raw).
+        cursor.execute("PRAGMA temp_store=MEMORY")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
@@ -208,7 +240,7 @@ class _SQLiteLink:
             if isinstance(parameters, Mapping):
                 values = plan.values(parameters)
                 return plan.rows(self.raw.execute(plan.sql, values).fetchall())
-            values = [plan.values(one) for one in parameters]
+            values = plan.values_many(parameters)
             self.raw.executemany(plan.sql, values)
             return []
         except sqlite3.Error as error:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from msgspec import Struct
@@ -10,14 +12,22 @@ from msgspec import Struct
 S = TypeVar("S", bound=Struct)
 
 
+@functools.cache
+def _fields_of(shape: type[Struct]) -> Callable[[Any], tuple[Any, ...]]:
+    fields = shape.__struct_fields__
+    pick = operator.itemgetter(*fields)
+    return (lambda mapping: (pick(mapping),)) if len(fields) == 1 else pick
+
+
 def from_row(shape: type[S], row: Any) -> S:
-    """Build a response shape from a result row, taking only the fields the shape declares.
+    """Build a response shape from a result row or a dict, taking only the fields the shape
+    declares.
 
     Columns a client must never see (tenant_id, hashes, idempotency keys) are simply not
     fields of any response shape.
     """
     mapping = row._mapping if hasattr(row, "_mapping") else row
-    return shape(**{name: mapping[name] for name in shape.__struct_fields__})
+    return shape(*_fields_of(shape)(mapping))
 
 
 def from_rows(shape: type[S], rows: Sequence[Any]) -> list[S]:
