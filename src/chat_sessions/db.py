@@ -206,8 +206,11 @@ def create_sqlite_engine(url: str, settings: Settings) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Writers take the write lock at BEGIN: a transaction that read first and then wrote
-        # would fail at once with "database is locked", whatever the busy timeout.
-        connection.exec_driver_sql(connection.info.get("begin_sql", "BEGIN IMMEDIATE"))
+        # would fail at once with "database is locked", whatever the busy timeout. A read
+        # transaction begun on the driver (_RawRead) is joined, not begun again.
+        raw = connection.connection.dbapi_connection
+        if raw is None or not raw.in_transaction:
+            connection.exec_driver_sql(connection.info.get("begin_sql", "BEGIN IMMEDIATE"))
 
     return engine
 
@@ -263,6 +266,29 @@ class _RawSavepoint:
     def rollback(self) -> None:
         self._raw.execute("ROLLBACK TO request")
         self._raw.execute("RELEASE request")
+
+
+class _RawRead:
+    """A read transaction begun on the driver connection: SQLAlchemy's begin and commit cost
+    ~35 µs a request, the reads themselves less. A SQLAlchemy statement run inside it joins
+    it (its autobegin finds the transaction open, see `_on_begin`); ending it then goes
+    through SQLAlchemy, so that the connection's own bookkeeping ends too."""
+
+    def __init__(self, link: _SQLiteLink) -> None:
+        self._link = link
+        link.raw.execute("BEGIN")
+
+    def commit(self) -> None:
+        if self._link.connection.in_transaction():
+            self._link.connection.commit()
+        else:
+            self._link.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._link.connection.in_transaction():
+            self._link.connection.rollback()
+        else:
+            self._link.raw.execute("ROLLBACK")
 
 
 class _GroupCommit:
@@ -346,7 +372,7 @@ class _SQLiteTransaction(Transaction):
             if self._shared:
                 self._transaction = self._database._group.savepoint()
             else:
-                self._transaction = self._link.connection.begin()
+                self._transaction = _RawRead(self._link)
         except BaseException:
             self._link.lock.release()
             raise

@@ -21,7 +21,7 @@ from chat_sessions.messages.schemas import (
     Role,
     Truncation,
 )
-from chat_sessions.wire import from_row, from_rows
+from chat_sessions.wire import from_columns, from_row, from_rows
 
 IdempotencyKey = Annotated[
     str | None,
@@ -113,7 +113,7 @@ class MessageController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        return MessagePage(data=from_rows(MessageRead, rows), next_cursor=next_cursor)
+        return MessagePage(data=from_columns(MessageRead, rows), next_cursor=next_cursor)
 
     @get("/messages/{message_id:str}", summary="One message")
     async def get_message(

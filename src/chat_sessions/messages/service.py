@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Row
 
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
-from chat_sessions.messages.schemas import MessageCreate
+from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
@@ -38,6 +38,9 @@ MESSAGE_COLUMNS = (
     messages.c.token_count,
     messages.c.created_at,
 )
+# History rows are built into MessageRead positionally (wire.from_columns).
+assert tuple(column.key for column in MESSAGE_COLUMNS) == MessageRead.__struct_fields__
+SEQ_COLUMN = MessageRead.__struct_fields__.index("seq")
 MAX_IDEMPOTENCY_KEY = 255
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
@@ -64,7 +67,7 @@ _INSERT_MESSAGE = Prepared(messages.insert())
 @functools.cache
 def _history_statement(
     descending: bool, after: bool, before: bool, role: bool, cursor: bool
-) -> Select[Any]:
+) -> Prepared:
     """The history query for one combination of filters, built once."""
     seq = messages.c.seq
     statement = select(*MESSAGE_COLUMNS).where(
@@ -80,7 +83,9 @@ def _history_statement(
     if cursor:
         position: Any = bindparam("position")
         statement = statement.where(seq < position if descending else seq > position)
-    return statement.order_by(seq.desc() if descending else seq.asc()).limit(bindparam("limit"))
+    return Prepared(
+        statement.order_by(seq.desc() if descending else seq.asc()).limit(bindparam("limit"))
+    )
 
 
 def parse_idempotency_key(header: str | None) -> str | None:
@@ -256,7 +261,7 @@ async def list_messages(
     role: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Row[Any]], str | None]:
+) -> tuple[list[tuple[Any, ...]], str | None]:
     """A page of history through the (session_id, seq) index, in either direction."""
     scope = ("messages", tenant_id, session_id, order, after_seq, before_seq, role)
     descending = order == "desc"
@@ -277,11 +282,11 @@ async def list_messages(
         role is not None,
         cursor is not None,
     )
-    rows = list((await tx.execute(statement, parameters)).all())
+    rows = await tx.run(statement, parameters)
     if not rows:
         # An empty page: tell an empty (or filtered-out) history from a missing session.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    return cut_page(rows, limit, scope, lambda row: [row.seq])
+    return cut_page(rows, limit, scope, lambda row: [row[SEQ_COLUMN]])
 
 
 async def get_message(
