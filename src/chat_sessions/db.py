@@ -90,11 +90,11 @@ class _Plan:
             if (processor := binds[name].type.dialect_impl(dialect).bind_processor(dialect))
         ]
         columns = statement.exported_columns if compiled.returning or statement.is_select else ()
-        processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in columns
+        self._result_processors = [
+            (index, processor)
+            for index, column in enumerate(columns)
+            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
         ]
-        self._result_processors = processors if any(processors) else None
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any]:
         return self.values_many([parameters])[0]
@@ -123,16 +123,16 @@ class _Plan:
         return rows
 
     def rows(self, fetched: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        processors = self._result_processors
-        if processors is None:
+        """Convert the typed columns (a page of history: timestamps and JSON), a column at a
+        time: a few times cheaper than a generator over every value of every row."""
+        if not self._result_processors or not fetched:
             return fetched
-        return [
-            tuple(
-                value if process is None else process(value)
-                for value, process in zip(row, processors, strict=True)
+        columns = list(zip(*fetched, strict=True))
+        for index, process in self._result_processors:
+            columns[index] = tuple(
+                None if value is None else process(value) for value in columns[index]
             )
-            for row in fetched
-        ]
+        return list(zip(*columns, strict=True))
 
 
 _UNSET = object()
