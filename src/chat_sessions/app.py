@@ -40,9 +40,10 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def provide_transaction(
+@asynccontextmanager
+async def request_transaction(
     state: State, request: Request[Any, Any, Any]
-) -> AsyncGenerator[Transaction, None]:
+) -> AsyncIterator[Transaction]:
     """One transaction per request, committed after the handler returns and before the
     response is sent: a failed commit is an error response, never a lost acknowledged write.
     GET requests only read, and say so: on SQLite they never wait for the write lock."""
@@ -51,12 +52,21 @@ async def provide_transaction(
         yield tx
 
 
-def provide_caller(
-    tx: NamedDependency[Transaction], state: State, request: Request[Any, Any, Any]
-) -> Caller:
-    """For tenant routes: the request's transaction, the tenant the guard resolved, the
+async def provide_transaction(
+    state: State, request: Request[Any, Any, Any]
+) -> AsyncGenerator[Transaction, None]:
+    """For admin routes: the request's transaction."""
+    async with request_transaction(state, request) as tx:
+        yield tx
+
+
+async def provide_caller(
+    state: State, request: Request[Any, Any, Any]
+) -> AsyncGenerator[Caller, None]:
+    """For tenant routes: the request's transaction, the tenant its API key names, the
     settings - one dependency (see `Caller`)."""
-    return Caller(tx=tx, tenant_id=request.scope["state"]["tenant_id"], settings=state.settings)
+    async with request_transaction(state, request) as tx:
+        yield Caller(tx=tx, tenant_id=request.scope["state"]["tenant_id"], settings=state.settings)
 
 
 # A NUL character, as JSON writes it: `\u0000` not preceded by an escaping backslash.
@@ -81,11 +91,15 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     decoder = _strict_decoder(request.route_handler)
     if decoder is not None:
         try:
-            decoder.decode(body)
+            data = decoder.decode(body)
         except msgspec.ValidationError as error:
             raise BadRequest(f"invalid request body: {error}") from None
         except msgspec.DecodeError as error:
             raise BadRequest(f"malformed JSON: {error}") from None
+        # Hand Litestar the decoded body instead of letting it decode the bytes again:
+        # `Request.json()` returns this cached value, and msgspec's conversion to the
+        # handler's type passes an instance of that type through unchanged.
+        request._connection_state.json = data
 
 
 async def check_tenant_request(request: Request[Any, Any, Any]) -> None:
@@ -175,7 +189,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             erase_user_route,
         ],
         before_request=check_tenant_request,
-        dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},
+        dependencies={"caller": Provide(provide_caller)},
         security=[{"bearer": []}],
     )
     admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])

@@ -51,6 +51,21 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = value.replace(tzinfo=UTC)
         return value
 
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # The text SQLAlchemy's SQLite DateTime stores (YYYY-MM-DD HH:MM:SS.ffffff, UTC), made
+        # in one C call: its own chain (astimezone, replace, a %-format) costs 3 µs a value.
+        def format_utc(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not None and value.utcoffset():
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:26]
+
+        return format_utc
+
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
