@@ -282,10 +282,10 @@ async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
     session_id = await new_session(client, tenant)
     first = await append(client, tenant, session_id, "kiwi one")
     await append(client, tenant, session_id, "kiwi two")
-    assert await count_rows(database, "messages_fts_pending") == 2  # queued, not yet indexed
+    assert await count_rows(database, "messages_fts", "messages_fts MATCH 'kiwi'") == 0
 
     assert len(await hits(client, tenant, q="kiwi")) == 2
-    assert await count_rows(database, "messages_fts_pending") == 0
+    assert await count_rows(database, "messages_fts", "messages_fts MATCH 'kiwi'") == 2
 
     # Delete the indexed last message: SQLite hands its rowid to the next insert, which must
     # still be indexed, and the deleted text must not come back.
@@ -317,15 +317,15 @@ async def test_sqlite_indexes_the_queue_by_itself_once_the_service_is_idle(
         headers=tenant.headers,
     )
     assert response.status_code == 201, response.text
-    assert await count_rows(database, "messages_fts_pending") == 10
+    melons = ("messages_fts", "messages_fts MATCH 'melon'")
+    assert await count_rows(database, *melons) == 0
 
     async with app.lifespan():
         for _ in range(50):  # each look is activity too: look less often than the idle time
             await asyncio.sleep(0.2)
-            if await count_rows(database, "messages_fts_pending") == 0:
+            if await count_rows(database, *melons) == 10:
                 break
-    assert await count_rows(database, "messages_fts_pending") == 0
-    assert await count_rows(database, "messages_fts", "messages_fts MATCH 'melon'") == 10
+    assert await count_rows(database, *melons) == 10
 
 
 async def test_erased_users_messages_leave_the_results(

@@ -1,12 +1,16 @@
 """SQLite: the search index is built behind the writes, not inside them
 
 Tokenising a message into FTS5 costs 35-55 µs, more than storing it (measured on the
-benchmark's messages: 16 µs a message in a batch without the index, 72 µs with it). An insert
-now only queues the message's rowid in `messages_fts_pending`, and the service indexes the
-queue when the writer is idle and before every search, so a search still sees every committed
-message. Deleting a message that is still queued only dequeues it; deleting an indexed one
-removes it from the index as before. Queuing by rowid, not by a watermark, stays correct when
-SQLite reuses the rowid of a deleted last row.
+benchmark's messages: 16 µs a message in a batch without the index, 72 µs with it). Inserts
+no longer touch the index: the service indexes the messages above a watermark
+(`messages_fts_watermark.indexed_through`, a rowid) when it is idle and before every search,
+so a search still sees every committed message.
+
+Deleting an indexed message (rowid at or below the watermark) removes it from the index as
+before; deleting one not yet indexed has nothing to remove. SQLite gives a new row the largest
+rowid plus one, so once the rows at the top are deleted their rowids come back: the delete
+trigger then lowers the watermark to the largest remaining rowid, and those reused rowids are
+indexed like any new row.
 
 PostgreSQL: nothing changes (its GIN index has its own pending list).
 
@@ -23,37 +27,40 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_NOT_QUEUED = "NOT EXISTS (SELECT 1 FROM messages_fts_pending WHERE rowid = old.rowid)"
+_WATERMARK = "(SELECT indexed_through FROM messages_fts_watermark)"
+_TOP = "COALESCE((SELECT max(rowid) FROM messages), 0)"
 
 SQLITE_UP = [
-    "CREATE TABLE messages_fts_pending (rowid INTEGER PRIMARY KEY)",
+    """CREATE TABLE messages_fts_watermark (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_through INTEGER NOT NULL
+    )""",
+    # Migration 0002 indexed every message stored so far.
+    f"INSERT INTO messages_fts_watermark (id, indexed_through) VALUES (1, {_TOP})",
     "DROP TRIGGER messages_fts_insert",
     "DROP TRIGGER messages_fts_delete",
     "DROP TRIGGER messages_fts_update",
-    """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_fts_pending (rowid) VALUES (new.rowid);
-    END""",
     f"""CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
         INSERT INTO messages_fts (messages_fts, rowid, content)
-        SELECT 'delete', old.rowid, old.content WHERE {_NOT_QUEUED};
-        DELETE FROM messages_fts_pending WHERE rowid = old.rowid;
+        SELECT 'delete', old.rowid, old.content WHERE old.rowid <= {_WATERMARK};
+        UPDATE messages_fts_watermark SET indexed_through = {_TOP}
+        WHERE indexed_through > {_TOP};
     END""",
-    f"""CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+    f"""CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages
+    WHEN old.rowid <= {_WATERMARK} BEGIN
         INSERT INTO messages_fts (messages_fts, rowid, content)
-        SELECT 'delete', old.rowid, old.content WHERE {_NOT_QUEUED};
-        INSERT OR IGNORE INTO messages_fts_pending (rowid) VALUES (new.rowid);
+        VALUES ('delete', old.rowid, old.content);
+        INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
     END""",
 ]
 
-# Back to indexing inside every write: index what is queued first, then the 0002 triggers.
+# Back to indexing inside every write: index what trails first, then the 0002 triggers.
 SQLITE_DOWN = [
-    """INSERT INTO messages_fts (rowid, content)
-        SELECT m.rowid, m.content FROM messages AS m
-        JOIN messages_fts_pending AS p ON p.rowid = m.rowid""",
-    "DROP TRIGGER messages_fts_insert",
+    f"""INSERT INTO messages_fts (rowid, content)
+        SELECT rowid, content FROM messages WHERE rowid > {_WATERMARK}""",
     "DROP TRIGGER messages_fts_delete",
     "DROP TRIGGER messages_fts_update",
-    "DROP TABLE messages_fts_pending",
+    "DROP TABLE messages_fts_watermark",
     """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
         INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
     END""",

@@ -413,37 +413,37 @@ class _SQLiteTransaction(Transaction):
 class SearchIndexer:
     """Builds SQLite's search index behind the writes (migration 0004).
 
-    Tokenising a message into FTS5 costs more than storing it, so an insert only queues the
-    message's rowid; the queue is indexed in chunks, each in its own write transaction, when
-    the service has been idle for a moment and before any search reads the index. Searches
-    therefore see every committed message; what trails is only when the work is done.
+    Tokenising a message into FTS5 costs more than storing it, so inserts leave the index
+    alone: the messages above a watermark rowid are indexed in chunks, each in its own write
+    transaction, when the service has been idle for a moment and before any search reads the
+    index. Searches therefore see every committed message; only the work is moved.
     """
 
     CHUNK = 500  # ~20 ms of indexing: writes queued behind a chunk wait no longer than that
     IDLE_SECONDS = 1.0
 
-    _BOUND = text(
-        "SELECT max(rowid) FROM"
-        " (SELECT rowid FROM messages_fts_pending ORDER BY rowid LIMIT :chunk)"
+    _RANGE = text(
+        "SELECT indexed_through, (SELECT max(rowid) FROM messages) FROM messages_fts_watermark"
     )
     _INDEX = text(
-        "INSERT INTO messages_fts (rowid, content) SELECT m.rowid, m.content"
-        " FROM messages_fts_pending AS p JOIN messages AS m ON m.rowid = p.rowid"
-        " WHERE p.rowid <= :bound"
+        "INSERT INTO messages_fts (rowid, content) SELECT rowid, content FROM messages"
+        " WHERE rowid > :start AND rowid <= :bound"
     )
-    _DEQUEUE = text("DELETE FROM messages_fts_pending WHERE rowid <= :bound")
+    _ADVANCE = text("UPDATE messages_fts_watermark SET indexed_through = :bound")
 
     def __init__(self, database: Database) -> None:
         self._database = database
 
     async def index_chunk(self) -> bool:
-        """Index up to CHUNK queued messages; whether a full chunk was indexed (more may wait)."""
+        """Index up to CHUNK rowids above the watermark; whether more remain."""
         async with self._database.transaction(background=True) as tx:
-            bound = (await tx.execute(self._BOUND, {"chunk": self.CHUNK})).scalar()
-            if bound is None:
+            start, top = (await tx.execute(self._RANGE)).one()
+            if top is None or top <= start:
                 return False
-            await tx.execute(self._INDEX, {"bound": bound})
-            return (await tx.execute(self._DEQUEUE, {"bound": bound})).rowcount >= self.CHUNK
+            bound = min(top, start + self.CHUNK)
+            await tx.execute(self._INDEX, {"start": start, "bound": bound})
+            await tx.execute(self._ADVANCE, {"bound": bound})
+            return bound < top
 
     async def catch_up(self) -> None:
         while await self.index_chunk():
