@@ -437,8 +437,8 @@ class SearchIndexer:
     async def index_chunk(self) -> bool:
         """Index up to CHUNK rowids above the watermark; whether more remain."""
         async with self._database.transaction(background=True) as tx:
-            watermark = (await tx.execute(self._RANGE)).one()
-            start, top = watermark[0], watermark[1]
+            watermark: Any = (await tx.execute(self._RANGE)).one()
+            start, top = watermark
             if top is None or top <= start:
                 return False
             bound = min(top, start + self.CHUNK)
