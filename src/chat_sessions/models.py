@@ -56,13 +56,19 @@ class UTCDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         # The text SQLAlchemy's SQLite DateTime stores (YYYY-MM-DD HH:MM:SS.ffffff, UTC), made
-        # in one C call: its own chain (astimezone, replace, a %-format) costs 3 µs a value.
+        # in one call: its own chain (astimezone, replace, a %-format) costs 3 µs a value. A
+        # write stamps several columns with the same `now`: the last one is remembered.
+        last_value: datetime | None = None
+        last_text: str | None = None
+
         def format_utc(value: datetime | None) -> str | None:
+            nonlocal last_value, last_text
             if value is None:
                 return None
-            if value.tzinfo is not None and value.utcoffset():
-                value = value.astimezone(UTC)
-            return value.isoformat(" ", "microseconds")[:26]
+            if value is not last_value:
+                utc = value.astimezone(UTC) if value.utcoffset() else value
+                last_value, last_text = value, utc.isoformat(" ", "microseconds")[:26]
+            return last_text
 
         return format_utc
 
