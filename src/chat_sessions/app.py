@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusController
 
 from chat_sessions.admin.routes import AdminController
-from chat_sessions.auth import authenticate
+from chat_sessions.auth import KeyCache, authenticate
 from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
@@ -58,6 +58,10 @@ async def provide_transaction(
     """For admin routes: the request's transaction."""
     async with request_transaction(state, request) as tx:
         yield tx
+    # An admin change may revoke a key, delete a tenant or change its limits: once it is
+    # committed, this process resolves every key afresh (see auth.KeyCache).
+    if request.method not in SAFE_METHODS:
+        state.key_cache.clear()
 
 
 async def provide_caller(
@@ -209,6 +213,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 "database": database,
                 "head_revision": head_revision(),
                 "rate_limiter": RateLimiter(),
+                "key_cache": KeyCache(settings.api_key_cache_seconds),
             }
         ),
         openapi_config=OpenAPIConfig(

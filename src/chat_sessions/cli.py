@@ -17,10 +17,12 @@ from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError, NotFound
 from chat_sessions.messages import service as message_service
+from chat_sessions.messages.schemas import MessageRead
 from chat_sessions.models import sessions
 from chat_sessions.retention import run_cleanup
 from chat_sessions.sessions import service as session_service
 from chat_sessions.settings import Settings
+from chat_sessions.wire import from_columns
 
 DEMO_TENANT = "demo"
 
@@ -195,7 +197,7 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
                 limit=1000,
                 cursor=cursor,
             )
-            transcript += rows
+            transcript += from_columns(MessageRead, rows)
             if cursor is None:
                 return session, transcript
 

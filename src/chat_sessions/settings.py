@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=256 * KIB, gt=0)
     max_json_bytes: int = Field(default=64 * KIB, gt=0)
 
+    # How long a process trusts a key it has resolved; a revocation made through another
+    # process (or the CLI) takes effect within this time. 0: look every request up.
+    api_key_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+
     # When set, `serve` applies every tenant's retention rules this often, in the background.
     cleanup_interval_seconds: float | None = Field(default=None, gt=0)
 

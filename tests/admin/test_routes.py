@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -317,6 +318,41 @@ async def test_a_revoked_key_answers_401_from_then_on_and_other_keys_still_work(
         assert refused.status_code == 401
     assert await key_works(client, tenant.key)
     assert await key_works(client, other_tenant.key)
+
+
+async def revoke_in_the_database(database: Database, tenant_id: str) -> None:
+    """A revocation made by another process: the CLI, or another worker."""
+    async with database.transaction() as tx:
+        await tx.execute(
+            text("UPDATE api_keys SET revoked_at = created_at WHERE tenant_id = :tenant_id"),
+            {"tenant_id": tenant_id},
+        )
+
+
+async def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(
+    settings: Settings, database: Database
+) -> None:
+    async with app_client(settings, database, api_key_cache_seconds=0.3) as client:
+        tenant = await create_tenant(client, "cached")
+        assert await key_works(client, tenant.key)
+
+        await revoke_in_the_database(database, tenant.id)
+        assert await key_works(client, tenant.key)  # this process still trusts what it saw
+        await asyncio.sleep(0.35)
+
+        assert not await key_works(client, tenant.key)
+
+
+async def test_with_no_cache_time_a_revocation_by_another_process_counts_at_once(
+    settings: Settings, database: Database
+) -> None:
+    async with app_client(settings, database, api_key_cache_seconds=0) as client:
+        tenant = await create_tenant(client, "uncached")
+        assert await key_works(client, tenant.key)
+
+        await revoke_in_the_database(database, tenant.id)
+
+        assert not await key_works(client, tenant.key)
 
 
 async def test_a_key_cannot_be_revoked_through_another_tenant(
