@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import ADMIN, Tenant, count_rows, create_tenant, make_settings
+from support import ADMIN, Tenant, count_rows, create_tenant, make_settings, new_session
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -216,3 +216,34 @@ async def test_data_survives_a_restart(tmp_path: Path) -> None:
         assert [m["content"] for m in page.json()["data"]] == ["remember me"]
     finally:
         await second.stop()
+
+
+async def test_the_write_ahead_log_is_copied_into_the_database_file_by_the_checkpointer(
+    tmp_path: Path,
+) -> None:
+    # The writer never checkpoints (wal_autocheckpoint=0): only the Checkpointer's thread
+    # moves committed pages into the database file, without anyone asking.
+    path = tmp_path / "sessions.db"
+    database = Database(make_settings(database_path=str(path)))
+    await database.start()
+    try:
+        await database.migrate()
+        size_before = path.stat().st_size
+        app = create_app(database.settings, database)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            tenant = await create_tenant(client, "walker")
+            session_id = await new_session(client, tenant)
+            batch = {"messages": [{"role": "user", "content": "x" * 2000}] * 100}
+            for _ in range(5):
+                response = await client.post(
+                    f"/v1/sessions/{session_id}/messages/batch", json=batch, headers=tenant.headers
+                )
+                assert response.status_code == 201
+        for _ in range(100):
+            if path.stat().st_size > size_before + 500_000:
+                break
+            await asyncio.sleep(0.02)
+        assert path.stat().st_size > size_before + 500_000  # ~1 MB of messages copied over
+    finally:
+        await database.stop()
