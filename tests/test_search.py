@@ -276,6 +276,7 @@ async def test_truncated_messages_leave_the_results(
 
 
 @pytest.mark.sqlite_only
+@pytest.mark.parametrize("engine_name", ["sqlite"])
 async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
     client: httpx.AsyncClient, tenant: Tenant, database: Database
 ) -> None:
@@ -301,7 +302,8 @@ async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
 
 
 @pytest.mark.sqlite_only
-async def test_sqlite_indexes_the_queue_by_itself_once_the_service_is_idle(
+@pytest.mark.parametrize("engine_name", ["sqlite"])
+async def test_sqlite_indexes_new_messages_by_itself_once_the_service_is_idle(
     app: Litestar,
     client: httpx.AsyncClient,
     tenant: Tenant,
