@@ -1,14 +1,19 @@
 """The database: engine factory, engine rules, transactions, migrations.
 
 Everything that differs between SQLite and PostgreSQL lives here; services see one interface,
-a `Transaction` whose `execute` they await, whichever engine is behind it.
+a `Transaction` whose `execute` (any SQLAlchemy statement) and `run` (a `Prepared` hot-path
+statement) they await, whichever engine is behind it.
 
-SQLite: one connection per process, used directly on the event loop. SQLite statements on an
-indexed table take tens of microseconds, far less than a hop to a worker thread (aiosqlite, a
-thread pool) costs, and SQLite has one writer at a time anyway: a pool of connections only
-adds lock fights and seconds-long tail latency (see PERFORMANCE.md). Every transaction begins
-`IMMEDIATE`, so it holds the write lock from its first statement and can never fail halfway
-with "database is locked"; an asyncio lock hands the connection to one transaction at a time.
+SQLite: per process one writer connection and one reader connection (WAL lets reads proceed
+while a write is open), used directly on the event loop. SQLite statements on an indexed table
+take microseconds, far less than a hop to a worker thread (aiosqlite, a thread pool) costs,
+and SQLite has one writer at a time anyway: a pool of connections only adds lock fights and
+seconds-long tail latency (see PERFORMANCE.md). Writes begin `IMMEDIATE`, so they hold the
+write lock from their first statement and never fail halfway with "database is locked"; an
+asyncio lock hands each connection to one transaction at a time, and concurrent writes share
+one commit (`_GroupCommit`). Two chores run beside the requests: WAL checkpoints on a thread
+of their own (`Checkpointer`), and the search index, built behind the writes
+(`SearchIndexer`).
 
 PostgreSQL: an asyncpg pool; each transaction takes a connection on its first statement.
 Services lock the session row they change (`SELECT ... FOR UPDATE`, or an `UPDATE` first), so
