@@ -519,6 +519,20 @@ async def test_batch_of_500_is_stored_whole(client, tenant: Tenant, database: Da
     stored = await append_many(client, tenant, session_id, 500)
     assert [m["seq"] for m in stored] == list(range(1, 501))
     assert await stored_messages(database, session_id) == 500
+    # SQLite stores a batch as several multi-row INSERTs (256 + 128 + ... + 4 rows): every
+    # row must keep its own seq, role and content across those pieces.
+    history = []
+    for after in (0, 250):
+        response = await client.get(
+            f"/v1/sessions/{session_id}/messages",
+            params={"after_seq": after, "limit": 250},
+            headers=tenant.headers,
+        )
+        history += response.json()["data"]
+    assert [(m["seq"], m["role"], m["content"]) for m in history] == [
+        (n, "user" if n % 2 else "assistant", f"m{n}") for n in range(1, 501)
+    ]
+    assert [m["id"] for m in history] == [m["id"] for m in stored]
 
 
 @pytest.mark.parametrize("size", [0, 501])
