@@ -40,6 +40,7 @@ from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.sql import sqltypes
 
 from chat_sessions.settings import Settings
 
@@ -106,10 +107,10 @@ class _Plan:
             self.insert_head, self._value_group = head + " VALUES ", group
             self._multi_row_sql: dict[int, str] = {}
         columns = statement.exported_columns if compiled.returning or statement.is_select else ()
-        self._result_processors = [
-            (index, processor)
+        self._column_converters = [
+            (index, converter)
             for index, column in enumerate(columns)
-            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
+            if (converter := _column_converter(column.type, dialect))
         ]
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any]:
@@ -162,17 +163,37 @@ class _Plan:
     def rows(self, fetched: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Convert the typed columns (a page of history: timestamps and JSON), a column at a
         time: a few times cheaper than a generator over every value of every row."""
-        if not self._result_processors or not fetched:
+        if not self._column_converters or not fetched:
             return fetched
-        columns = list(zip(*fetched, strict=True))
-        for index, process in self._result_processors:
-            columns[index] = tuple(
-                None if value is None else process(value) for value in columns[index]
-            )
+        columns: list[Sequence[Any]] = list(zip(*fetched, strict=True))
+        for index, convert in self._column_converters:
+            columns[index] = convert(columns[index])
         return list(zip(*columns, strict=True))
 
 
 _UNSET = object()
+ColumnConverter = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+def _column_converter(column_type: Any, dialect: Dialect) -> ColumnConverter | None:
+    """What turns one column of fetched values into what SQLAlchemy would return, for the
+    whole column in one call: a type's own `column_converter` (UTCDateTime's, in C), JSON
+    decoded by the engine's deserializer directly, else the type's result processor."""
+    impl = column_type.dialect_impl(dialect)
+    own = getattr(column_type, "column_converter", None)
+    if own is not None and (converter := own(dialect)) is not None:
+        return converter  # type: ignore[no-any-return]
+    decode = getattr(dialect, "_json_deserializer", None)
+    if isinstance(impl, sqltypes.JSON) and decode is not None:
+        # SQLite gives a JSON column NUMERIC affinity: a stored scalar such as 5 comes back as
+        # a number, not as text to decode (SQLAlchemy's processor passes those through too).
+        return lambda values: [
+            decode(value) if value.__class__ is str else value for value in values
+        ]
+    process = impl.result_processor(dialect, None)
+    if process is None:
+        return None
+    return lambda values: [None if value is None else process(value) for value in values]
 
 
 class Transaction(abc.ABC):

@@ -8,6 +8,9 @@ session, and a second foreign key would need one more index on the hottest table
 
 from __future__ import annotations
 
+import itertools
+import operator
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +87,21 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None if value is None else datetime.fromisoformat(value + "+00:00")
 
         return parse
+
+    def column_converter(self, dialect: Any) -> Any:
+        """A page of values at once (see db.Prepared): the same parse as `result_processor`,
+        with the loop in C when the column holds no NULL."""
+        if dialect.name != "sqlite":
+            return None
+        parse = self.result_processor(dialect, None)
+        utc_suffix = itertools.repeat("+00:00")
+
+        def convert(values: Sequence[str | None]) -> Sequence[datetime | None]:
+            if None in values:
+                return [parse(value) for value in values]
+            return list(map(datetime.fromisoformat, map(operator.add, values, utc_suffix)))
+
+        return convert
 
 
 def utcnow() -> datetime:
