@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import itertools
 import logging
 import operator
 import sqlite3
@@ -154,8 +155,9 @@ class _Plan:
                 sql = self._multi_row_sql[size] = self.insert_head + ", ".join(
                     [self._value_group] * size
                 )
-            chunk = rows[start : start + size]
-            statements.append((sql, [value for row in chunk for value in row]))
+            statements.append(
+                (sql, list(itertools.chain.from_iterable(rows[start : start + size])))
+            )
             start += size
             remaining -= size
         return statements
