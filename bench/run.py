@@ -437,13 +437,17 @@ def settle_search_index(server: Server, token: str) -> float:
 
 
 def checkpoint_to_empty(path: Path) -> None:
-    """Copy the whole WAL into the database file and truncate it (`TRUNCATE` waits for the
-    service's own checkpoint thread, through the busy timeout)."""
+    """Copy the whole WAL into the database file and truncate it. A checkpoint the service's
+    own thread is running at that moment makes this one answer busy at once, without the busy
+    timeout: it is retried."""
     connection = sqlite3.connect(path, isolation_level=None, timeout=60)
     try:
-        busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
-            print("  WARNING the WAL could not be checkpointed between runs", flush=True)
+        for _ in range(100):
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.05)
+        print("  WARNING the WAL could not be checkpointed between runs", flush=True)
     finally:
         connection.close()
 
