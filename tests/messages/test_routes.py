@@ -15,26 +15,9 @@ import pytest
 from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import Tenant, count_rows, make_settings, new_session
+from support import Tenant, append, count_rows, make_settings, new_session
 
 KIB = 1024
-
-
-async def append(
-    client: httpx.AsyncClient,
-    tenant: Tenant,
-    session_id: str,
-    role: str = "user",
-    content: str = "hello",
-    **fields: Any,
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/v1/sessions/{session_id}/messages",
-        json={"role": role, "content": content, **fields},
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def append_many(
@@ -85,8 +68,8 @@ async def test_append_returns_the_message_with_seqs_1_2_3(client, tenant: Tenant
         client,
         tenant,
         session_id,
-        "assistant",
         "Here is your itinerary",
+        "assistant",
         name="planner",
         metadata={"model": "gpt-x", "latency_ms": 812},
         token_count=153,
@@ -114,8 +97,8 @@ async def test_append_stores_assistant_tool_calls_and_tool_results(client, tenan
     calls = [
         {"id": "call_1", "type": "function", "function": {"name": "search", "arguments": "{}"}}
     ]
-    assistant = await append(client, tenant, session_id, "assistant", "", tool_calls=calls)
-    tool = await append(client, tenant, session_id, "tool", "[]", tool_call_id="call_1")
+    assistant = await append(client, tenant, session_id, "", "assistant", tool_calls=calls)
+    tool = await append(client, tenant, session_id, "[]", "tool", tool_call_id="call_1")
 
     assert assistant["tool_calls"] == calls
     assert assistant["content"] == ""
