@@ -145,10 +145,10 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def postgres_cpu_seconds(database: str) -> float:
-    """CPU time of the PostgreSQL backends connected to `database` (a local server titles
-    each backend "postgres: ... <user> <database> <client> <state>")."""
-    ticks = 0
+def postgres_cpu_ticks(database: str) -> dict[int, int]:
+    """CPU ticks of each PostgreSQL backend connected to `database` (a local server titles
+    each backend "postgres: ... <user> <database> <client> <state>"), by pid."""
+    ticks: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -157,10 +157,17 @@ def postgres_cpu_seconds(database: str) -> float:
                 title = file.read().decode(errors="replace").replace("\0", " ").split()
             if not title or not title[0].startswith("postgres:") or database not in title:
                 continue
-            ticks += _cpu_ticks(int(entry))
+            ticks[int(entry)] = _cpu_ticks(int(entry))
         except (OSError, ValueError):
             continue
-    return ticks / CLOCK_TICKS
+    return ticks
+
+
+def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU the processes used between two readings. A backend that started meanwhile counts
+    whole; one that exited meanwhile took its ticks with it (a pool closing connections), so
+    the figure is a lower bound - never the negative a difference of sums would give."""
+    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items()) / CLOCK_TICKS
 
 
 def _process_tree(root: int) -> list[int]:
@@ -195,7 +202,7 @@ class Server:
         self.log_path = logs / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         # The database server's CPU, when it is a process of its own (PostgreSQL).
-        self.database_cpu: Callable[[], float] | None = None
+        self.database_cpu: Callable[[], dict[int, int]] | None = None
         self.sqlite_path: Path | None = None  # the database file, when it is SQLite
 
     def start(self, timeout: float = 180.0) -> None:
@@ -269,7 +276,7 @@ def service_server(
         server.sqlite_path = workdir / "bench.db"
     if database_url:
         name = make_url(database_url).database or ""
-        server.database_cpu = functools.partial(postgres_cpu_seconds, name)
+        server.database_cpu = functools.partial(postgres_cpu_ticks, name)
     return server
 
 
@@ -381,13 +388,13 @@ def run_wrk(wrk: str, server: Server, scenario: Scenario, seconds: int, plan: Pl
         str(LUA_SCRIPT),
         server.base + scenario.path,
     ]
-    database_cpu = server.database_cpu or (lambda: 0.0)
+    database_cpu = server.database_cpu or dict
     cpu_before, wrk_before = server.cpu_seconds(), _children_cpu_seconds()
     db_before = database_cpu()
     busy_before, wall_before = _machine_busy_seconds(), time.monotonic()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
     cpu = server.cpu_seconds() - cpu_before
-    db_cpu = database_cpu() - db_before
+    db_cpu = cpu_seconds_between(db_before, database_cpu())
     wrk_cpu = _children_cpu_seconds() - wrk_before
     # What else ran meanwhile (other people's tests, builds...): it skews every figure.
     others = _machine_busy_seconds() - busy_before - cpu - wrk_cpu - db_cpu
