@@ -275,7 +275,7 @@ def service_server(
     server = Server("service", argv, env, port, workdir)
     if not database_url:
         server.sqlite_path = workdir / "bench.db"
-    if database_url:
+    else:
         server.postgres_url = database_url
         name = make_url(database_url).database or ""
         server.database_cpu = functools.partial(postgres_cpu_ticks, name)
@@ -445,20 +445,8 @@ def settle_database(server: Server, token: str) -> float:
     if server.sqlite_path is not None:
         checkpoint_to_empty(server.sqlite_path)
     if server.postgres_url is not None:
-        asyncio.run(vacuum_analyze(server.postgres_url))
+        asyncio.run(execute_autocommit(server.postgres_url, "VACUUM (ANALYZE)"))
     return seconds
-
-
-async def vacuum_analyze(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("VACUUM (ANALYZE)"))
-    finally:
-        await engine.dispose()
 
 
 def checkpoint_to_empty(path: Path) -> None:
@@ -770,28 +758,29 @@ async def deep_cursor(base: str, admin_token: str, fx: Fixture, plan: Plan) -> s
 
 
 @contextlib.contextmanager
-def fresh_postgres_database(url: str) -> Iterator[str]:
-    """A new database on the server `url` names; dropped on the way out."""
+async def execute_autocommit(url: Any, statement: str) -> None:
+    """One statement outside a transaction (CREATE DATABASE and VACUUM refuse to run in one)."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def fresh_postgres_database(url: str) -> Iterator[str]:
+    """A new database on the server `url` names; dropped on the way out."""
     server = make_url(url).set(drivername="postgresql+asyncpg")
     admin_url = server.set(database=server.database or "postgres")
     name = f"chat_sessions_bench_{secrets.token_hex(4)}"
-
-    async def execute(statement: str) -> None:
-        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    asyncio.run(execute_autocommit(admin_url, f'CREATE DATABASE "{name}"'))
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(execute_autocommit(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # --- reporting ------------------------------------------------------------------------------

@@ -181,10 +181,10 @@ def _column_converter(column_type: Any, dialect: Dialect) -> ColumnConverter | N
     """What turns one column of fetched values into what SQLAlchemy would return, for the
     whole column in one call: a type's own `column_converter` (UTCDateTime's, in C), JSON
     decoded by the engine's deserializer directly, else the type's result processor."""
-    impl = column_type.dialect_impl(dialect)
     own = getattr(column_type, "column_converter", None)
     if own is not None and (converter := own(dialect)) is not None:
         return converter  # type: ignore[no-any-return]
+    impl = column_type.dialect_impl(dialect)
     decode = getattr(dialect, "_json_deserializer", None)
     if isinstance(impl, sqltypes.JSON) and decode is not None:
         # SQLite gives a JSON column NUMERIC affinity: a stored scalar such as 5 comes back as
