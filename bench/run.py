@@ -757,7 +757,6 @@ async def deep_cursor(base: str, admin_token: str, fx: Fixture, plan: Plan) -> s
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
 async def execute_autocommit(url: Any, statement: str) -> None:
     """One statement outside a transaction (CREATE DATABASE and VACUUM refuse to run in one)."""
     from sqlalchemy import text
@@ -771,6 +770,7 @@ async def execute_autocommit(url: Any, statement: str) -> None:
         await engine.dispose()
 
 
+@contextlib.contextmanager
 def fresh_postgres_database(url: str) -> Iterator[str]:
     """A new database on the server `url` names; dropped on the way out."""
     server = make_url(url).set(drivername="postgresql+asyncpg")
