@@ -587,26 +587,35 @@ def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
+_ATTEMPTS = 3
+
+
 async def postgres_first_statement(
-    engine: AsyncEngine, statement: Any, parameters: Any = None
+    engine: AsyncEngine, statement: Any, parameters: Any = None, *, read_only: bool = False
 ) -> tuple[AsyncConnection, CursorResult[Any]]:
     """A pooled connection with a transaction begun and its first statement run.
 
     Nothing pings a connection on checkout: SQLAlchemy's pre-ping costs three round trips a
     request on asyncpg (BEGIN, `;`, ROLLBACK) - measured, 10-15% of the service's CPU a
     request. Instead, a connection that died in the pool (server restart, failover, an idle
-    timeout) fails this first statement as a disconnect, on which SQLAlchemy drops every
-    connection pooled before it; nothing has run in the transaction, so the statement is
-    tried once more on a fresh connection. A database that is really down fails that too.
+    timeout, `pg_terminate_backend`) fails this first statement as a disconnect, on which
+    SQLAlchemy drops every connection pooled before it; the transaction died with the
+    connection, uncommitted, so the statement is tried again on a fresh connection (twice at
+    most: a fresh one can die too when terminations come in a row). A database that is really
+    down fails to connect instead, which is not retried. `read_only` begins `BEGIN READ ONLY` (the
+    same round trip): the server refuses any write in it, which is what makes re-running a
+    read transaction's statements safe (`_PostgresTransaction`).
     """
-    for attempt in (1, 2):
+    for attempt in range(1, _ATTEMPTS + 1):
         connection = await engine.connect()
         try:
+            if read_only:
+                await connection.execution_options(postgresql_readonly=True)
             await connection.begin()
             return connection, await connection.execute(statement, parameters)
         except DBAPIError as error:
             await connection.close()
-            if attempt == 1 and error.connection_invalidated:
+            if attempt < _ATTEMPTS and error.connection_invalidated:
                 log.info("a pooled PostgreSQL connection had died; retrying on a new one")
                 continue
             raise
@@ -617,19 +626,40 @@ async def postgres_first_statement(
 
 
 class _PostgresTransaction(Transaction):
+    """A transaction on a pooled connection, and what it does when that connection dies.
+
+    A read transaction (`write=False`, begun `READ ONLY`) whose connection dies between or
+    during its statements runs the failed statement again on a fresh connection, in a new
+    transaction: its earlier statements changed nothing, and under READ COMMITTED (the
+    default, never changed here) each statement sees its own snapshot anyway, so the retried
+    statement sees what it would have seen a moment later on the old connection. A read's
+    COMMIT that fails as a disconnect loses nothing either. A write can only be retried when
+    its first statement fails (nothing of it reached the server): past that, a dead
+    connection fails the request (`503`), its transaction rolled back by the server - or,
+    when the COMMIT itself was in flight, committed or not, which nobody can tell.
+    """
+
     dialect = "postgresql"
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, write: bool = True) -> None:
         self._engine = engine
+        self._write = write
         self._connection: AsyncConnection | None = None
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
-        if self._connection is None:
-            self._connection, result = await postgres_first_statement(
-                self._engine, statement, parameters
-            )
-            return result
-        return await self._connection.execute(statement, parameters)
+        if self._connection is not None:
+            try:
+                return await self._connection.execute(statement, parameters)
+            except DBAPIError as error:
+                if self._write or not error.connection_invalidated:
+                    raise
+                connection, self._connection = self._connection, None
+                await connection.close()
+                log.info("a read's PostgreSQL connection died; retrying on a new one")
+        self._connection, result = await postgres_first_statement(
+            self._engine, statement, parameters, read_only=not self._write
+        )
+        return result
 
     async def prepare_search(self) -> None:
         """Nothing to do: PostgreSQL's GIN index is current as each write commits."""
@@ -649,6 +679,10 @@ class _PostgresTransaction(Transaction):
                 await connection.commit()
             else:
                 await connection.rollback()
+        except DBAPIError as error:
+            if self._write or not error.connection_invalidated:
+                raise
+            log.info("a read's PostgreSQL connection died at its end; nothing was lost")
         finally:
             await connection.close()
 
@@ -720,7 +754,7 @@ class Database:
             return _SQLiteTransaction(self, write, background)
         if self._async_engine is None:
             raise RuntimeError("the database is not started")
-        return _PostgresTransaction(self._async_engine)
+        return _PostgresTransaction(self._async_engine, write)
 
     @contextlib.asynccontextmanager
     async def transaction(
