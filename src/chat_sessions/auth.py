@@ -9,31 +9,36 @@ load on SQLite the look-up costs ~25 µs, a tenth of an append, because every co
 reader start over from a cold page cache. A key revoked (or a tenant deleted or changed)
 through this process's admin API is forgotten at once; through another process or the CLI,
 within that time. 0 looks every request up.
+
+`last_used_at` is written off the request path: a request only notes its key in this
+process's `KeyUsage`, and a background task writes the keys noted, in one statement, every
+API_KEY_USAGE_FLUSH_SECONDS (and once more at shutdown).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from chat_sessions.db import Database, Prepared, Transaction
 from chat_sessions.errors import NotFound, Unauthorized
 from chat_sessions.models import api_keys, new_id, tenants, utcnow
 
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "cs_"
 DISPLAY_PREFIX_LENGTH = 10
-# last_used_at is bookkeeping, not an audit log: write it at most this often per key and
-# process, so that reads stay reads.
-LAST_USED_RESOLUTION_SECONDS = 60.0
-
-_last_used_written: dict[str, float] = {}
 
 
 def generate_api_key() -> str:
@@ -79,15 +84,62 @@ _RESOLVE = Prepared(
     .join(tenants, tenants.c.id == api_keys.c.tenant_id)
     .where(api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
 )
-_TOUCH = update(api_keys).where(api_keys.c.id == bindparam("key_id"))
 
 
-def last_used_is_due(key_id: str) -> bool:
-    now = time.monotonic()
-    if now - _last_used_written.get(key_id, 0.0) < LAST_USED_RESOLUTION_SECONDS:
-        return False
-    _last_used_written[key_id] = now
-    return True
+class KeyUsage:
+    """The keys this process has authenticated with since its last flush, and the flush that
+    writes their `last_used_at` (the flush's time: a key's use shows within one interval).
+
+    A request only adds its key id to a set; one UPDATE a flush marks every key noted, so
+    reads stay reads and a busy key costs one write an interval, not one a request. A key
+    whose value another process has already moved later is left alone."""
+
+    BATCH = 500  # key ids a statement: far below either engine's limit of bound values
+
+    _TOUCH = (
+        update(api_keys)
+        .where(
+            api_keys.c.id.in_(bindparam("key_ids", expanding=True)),
+            or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < bindparam("now")),
+        )
+        .values(last_used_at=bindparam("now"))
+    )
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self._clock = clock
+        self._seen: set[str] = set()
+
+    def note(self, key_id: str) -> None:
+        self._seen.add(key_id)
+
+    async def flush(self, database: Database) -> int:
+        """Write the keys noted so far; how many. On failure they stay noted for the next."""
+        seen, self._seen = sorted(self._seen), set()
+        if not seen:
+            return 0
+        try:
+            async with database.transaction(background=True) as tx:
+                now = self._clock()
+                for start in range(0, len(seen), self.BATCH):
+                    key_ids = seen[start : start + self.BATCH]
+                    await tx.execute(self._TOUCH, {"key_ids": key_ids, "now": now})
+        except BaseException:
+            self._seen.update(seen)
+            raise
+        return len(seen)
+
+    async def flush_periodically(self, database: Database, interval_seconds: float) -> None:
+        """The background task `serve` runs; a failed flush is retried at the next."""
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await self.flush(database)
+            except Exception:
+                log.warning(
+                    "writing api_keys.last_used_at failed; retrying in %s s",
+                    interval_seconds,
+                    exc_info=True,
+                )
 
 
 class KeyCache:
@@ -141,9 +193,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         resolved = await resolve_key(database, key_hash)
         cache.put(key_hash, resolved)
     key_id, tenant_id, rate_limit_per_minute = resolved
-    if last_used_is_due(key_id):
-        async with database.transaction() as tx:
-            await tx.execute(_TOUCH, {"key_id": key_id, "last_used_at": utcnow()})
+    state.key_usage.note(key_id)
     state.rate_limiter.hit(tenant_id, rate_limit_per_minute)
     connection.scope["state"]["tenant_id"] = tenant_id
 

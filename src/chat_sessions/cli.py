@@ -136,6 +136,21 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
     print(f"key_id:  {row['id']}\napi_key: {key}")
 
 
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> None:
+    rows = _run_in_transaction(settings, lambda tx: admin.list_keys(tx, args.tenant))
+    print(f"{'id':36}  {'prefix':10}  {'created_at':25}  {'last_used_at':25}  revoked_at")
+    for row in rows:
+        times = [_timestamp(row.created_at), _timestamp(row.last_used_at)]
+        print(
+            f"{row.id:36}  {row.prefix:10}  {times[0]:25}  {times[1]:25}  "
+            + _timestamp(row.revoked_at)
+        )
+
+
+def _timestamp(value: Any) -> str:
+    return "-" if value is None else value.isoformat(timespec="seconds")
+
+
 def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
     _run_in_transaction(settings, lambda tx: admin.revoke_key(tx, key_id=args.key_id))
     print(f"revoked {args.key_id}")
@@ -255,12 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_tenants_create)
     tenants.add_parser("list", help="list tenants with counts").set_defaults(func=cmd_tenants_list)
 
-    keys = commands.add_parser("keys", help="create or revoke API keys").add_subparsers(
+    keys = commands.add_parser("keys", help="create, list or revoke API keys").add_subparsers(
         dest="action", required=True
     )
     key_create = keys.add_parser("create", help="a new key for TENANT (id or name)")
     key_create.add_argument("tenant")
     key_create.set_defaults(func=cmd_keys_create)
+    key_list = keys.add_parser(
+        "list", help="TENANT's keys (id or name): prefix, created, last used, revoked"
+    )
+    key_list.add_argument("tenant")
+    key_list.set_defaults(func=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key: it answers 401 from then on")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # How long a process trusts a key it has resolved; a revocation made through another
     # process (or the CLI) takes effect within this time. 0: look every request up.
     api_key_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    # How often a process writes api_keys.last_used_at of the keys it has seen (one UPDATE).
+    api_key_usage_flush_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     # When set, `serve` applies every tenant's retention rules this often, in the background.
     cleanup_interval_seconds: float | None = Field(default=None, gt=0)

@@ -11,6 +11,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from chat_sessions.admin import service
 from chat_sessions.admin.schemas import (
     KeyCreated,
+    KeyList,
+    KeyListed,
     TenantCreate,
     TenantCreated,
     TenantPage,
@@ -65,6 +67,13 @@ class AdminController(Controller):
     ) -> KeyCreated:
         row, key = await service.add_key(tx, tenant_id, by_name=False)
         return KeyCreated(api_key=key, **row)
+
+    @get("/{tenant_id:str}/keys", summary="List a tenant's API keys, with when each was last used")
+    async def list_keys(
+        self, tx: NamedDependency[Transaction], tenant_id: FromPath[str]
+    ) -> KeyList:
+        rows = await service.list_keys(tx, tenant_id, by_name=False)
+        return KeyList(data=from_rows(KeyListed, rows))
 
     @delete("/{tenant_id:str}/keys/{key_id:str}", status_code=204, summary="Revoke an API key")
     async def revoke_key(

@@ -54,6 +54,17 @@ class KeyCreated(KeyRead):
     api_key: str
 
 
+class KeyListed(KeyRead):
+    """A key as its tenant's listing shows it (never the key, which is not stored)."""
+
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyList(Struct):
+    data: list[KeyListed]
+
+
 class TenantCreated(Struct):
     tenant: TenantRead
     api_key: str

@@ -119,6 +119,27 @@ async def add_key(
     return await create_api_key(tx, tenant_id=tenant.id)
 
 
+KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.tenant_id,
+    api_keys.c.prefix,
+    api_keys.c.created_at,
+    api_keys.c.last_used_at,
+    api_keys.c.revoked_at,
+)
+
+
+async def list_keys(tx: Transaction, tenant_ref: str, *, by_name: bool = True) -> list[Any]:
+    """Every key of a tenant (revoked ones too), oldest first."""
+    tenant = await (get_tenant(tx, tenant_ref) if by_name else get_tenant_by_id(tx, tenant_ref))
+    statement = (
+        select(*KEY_COLUMNS)
+        .where(api_keys.c.tenant_id == tenant.id)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
+    )
+    return list(await tx.execute(statement))
+
+
 async def revoke_key(tx: Transaction, *, key_id: str, tenant_id: str | None = None) -> None:
     """Revoke a key: it answers 401 from then on. Revoking twice is harmless."""
     statement = update(api_keys).where(api_keys.c.id == key_id)
