@@ -174,6 +174,24 @@ async def test_a_write_whose_connection_dies_midway_fails_whole_and_stores_nothi
     assert retried.json()["seq"] == 3
 
 
+async def test_a_write_whose_connection_dies_before_its_commit_answers_503_and_stores_nothing(
+    client: httpx.AsyncClient, tenant: Tenant, killer: Killer, database: Database
+) -> None:
+    """The statements ran; the connection died before COMMIT reached the server, which
+    rolled the transaction back. (A COMMIT cut off in flight may have committed: that is the
+    case an Idempotency-Key resolves.)"""
+    session_id = await _session_with_history(client, tenant)
+    killer.arm(write=True, before=None)
+    response = await client.post(
+        f"/v1/sessions/{session_id}/messages",
+        json={"role": "user", "content": "three"},
+        headers=tenant.headers,
+    )
+    assert killer.kills == 1
+    assert response.status_code == 503, response.text
+    assert await count_rows(database, "messages", "session_id = :s", s=session_id) == 2
+
+
 class Traffic:
     """Terminates every backend of the database before every `every`-th statement any
     transaction runs, while other requests are in flight, and records where each
