@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -351,6 +352,8 @@ class Scenario:
     body: str | None = None
     token: str = ""
     items: int = 1  # messages per request (the batch)
+    connections: int | None = None  # wrk connections, when not the plan's
+    delay_ms: int = 0  # each connection's pause between requests
 
     @property
     def expected_status(self) -> int:
@@ -377,11 +380,12 @@ def run_wrk(wrk: str, server: Server, scenario: Scenario, seconds: int, plan: Pl
         "BENCH_TOKEN": scenario.token,
         "BENCH_BODY": scenario.body or "",
         "BENCH_UNIQUE": "1" if scenario.body and payloads.COUNTER in scenario.body else "",
+        "BENCH_DELAY_MS": str(scenario.delay_ms or ""),
     }
     argv = [
         wrk,
         f"-t{plan.threads}",
-        f"-c{plan.connections}",
+        f"-c{scenario.connections or plan.connections}",
         f"-d{seconds}s",
         "--timeout",
         "5s",
@@ -586,6 +590,44 @@ def measure(
         f"  {scenario.label:40} service {svc['rps']:8.0f} req/s  bare {bar['rps']:8.0f} req/s"
         f"  ratio {result['ratio']:.2f}  p99 {svc['p99_ms']:6.1f} ms"
         f"  cpu {svc['cpu_us_per_request']:6.0f} us/req{flag}",
+        flush=True,
+    )
+    return result
+
+
+def measure_search_while_appending(
+    wrk: str, search: Scenario, append: Scenario, service: Server, plan: Plan
+) -> dict[str, Any]:
+    """Searches now and then while 16 writers append without pause, on the service alone (the
+    bare app has no search). Both wrk runs go side by side; only their latencies and rates
+    mean something here, not the CPU per request (each run sees the other's)."""
+    searches: list[Measured] = []
+    appends: list[Measured] = []
+    for index, seconds in enumerate([plan.warmup] + [plan.duration] * plan.runs):
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            writing = pool.submit(run_wrk, wrk, service, append, seconds, plan)
+            searching = pool.submit(run_wrk, wrk, service, search, seconds, plan)
+            appended, searched = writing.result(), searching.result()
+        if not service.alive():
+            raise RuntimeError(f"service died:\n{service.log_tail()}")
+        settle_database(service, append.token)
+        if index > 0:
+            appends.append(appended)
+            searches.append(searched)
+    result = {
+        "label": search.label,
+        "path": search.path,
+        "search_connections": search.connections,
+        "search_delay_ms": search.delay_ms,
+        "search": summarize(searches),
+        "append": summarize(appends),
+    }
+    found, wrote = result["search"], result["append"]
+    errors = found["errors"] + wrote["errors"]
+    print(
+        f"  {search.label:40} search p50 {found['p50_ms']:6.1f} ms  p99 {found['p99_ms']:6.1f} ms"
+        f"  ({found['rps']:.0f}/s); appends {wrote['rps']:8.0f} req/s"
+        f"  p99 {wrote['p99_ms']:6.1f} ms{f'  ({errors} errors!)' if errors else ''}",
         flush=True,
     )
     return result
@@ -886,6 +928,12 @@ def targets_of(report: dict[str, Any]) -> list[dict[str, Any]]:
             "<=",
             1.5,
         ),
+        target(
+            "search p99 while 16 writers append <= 100 ms",
+            report.get("search_while_appending_p99_ms"),
+            "<=",
+            100.0,
+        ),
     ]
 
 
@@ -955,6 +1003,7 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
         *("| " + " | ".join(row) + " |" for row in growth_rows(growth)),
         "",
         *search_index_lines(report),
+        *under_writes_lines(report),
         "## Targets (1 worker, 16 connections)",
         "",
         "```",
@@ -968,6 +1017,34 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
     ]
     text = "\n".join(parts)
     path.write_text(text + ("\n" + notes if notes else ""))
+
+
+def under_writes_lines(report: dict[str, Any]) -> list[str]:
+    """The search scenario that runs beside the appends (the service alone)."""
+    lines = []
+    for workers in report["worker_counts"]:
+        result = report["workers"][str(workers)].get(UNDER_WRITES)
+        if not result:
+            continue
+        found, wrote = result["search"], result["append"]
+        lines.append(
+            f"- {workers} worker{'s' if workers > 1 else ''}: search p50 {found['p50_ms']:.1f} ms,"
+            f" p99 {found['p99_ms']:.1f} ms ({found['rps']:.1f} searches/s); the appends beside"
+            f" them {wrote['rps']:,.0f} req/s, p50 {wrote['p50_ms']:.2f} ms, p99"
+            f" {wrote['p99_ms']:.2f} ms."
+        )
+    if not lines:
+        return []
+    return [
+        "## Searching while writers append",
+        "",
+        f"One client searches (a rare word, `limit=10`) every {SEARCH_PAUSE_MS} ms while "
+        f"{report['plan']['connections']} writers append to one session without pause; two wrk "
+        "runs side by side, on the service alone:",
+        "",
+        *lines,
+        "",
+    ]
 
 
 def search_index_lines(report: dict[str, Any]) -> list[str]:
@@ -1075,6 +1152,13 @@ def build_scenarios(fx: Fixture, plan: Plan, cursor: str) -> dict[str, Scenario]
             body=payloads.WRK_BATCH_20,
             items=20,
         ),
+        "search_while_appending": Scenario(
+            "search_while_appending",
+            f"search every {SEARCH_PAUSE_MS} ms while {plan.connections} writers append",
+            "/v1/search?q=check&limit=10",
+            connections=1,
+            delay_ms=SEARCH_PAUSE_MS,
+        ),
     }
 
 
@@ -1088,6 +1172,11 @@ def with_token(scenarios: dict[str, Scenario], key: str) -> dict[str, Scenario]:
 GROWTH_KEYS = ("read_last50", "list_first", "list_deep")
 READS = ("get_session", "list_first", "list_deep", "read_last50")
 WRITES = ("create_session", "append", "append_batch_20")
+UNDER_WRITES = "search_while_appending"  # the service alone: the bare app has no search
+SCENARIOS = (*READS, *WRITES, UNDER_WRITES)
+# Searches come now and then, each after what was written since the one before; the writers
+# never pause.
+SEARCH_PAUSE_MS = 1000
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1102,6 +1191,7 @@ def run(args: argparse.Namespace) -> int:
     date = datetime.now(UTC).isoformat(timespec="seconds")
     engine = "postgresql" if args.database_url else "sqlite"
     worker_counts = args.workers
+    selected = args.scenarios or list(SCENARIOS)
     started = time.monotonic()
     print(
         f"chat-sessions benchmark: {engine}, workers {worker_counts}, "
@@ -1144,7 +1234,9 @@ def run(args: argparse.Namespace) -> int:
                 built = f"; search index built in {seconds:.1f} s" if engine == "sqlite" else ""
                 print(f"\nsmall database ({sizes['small_messages']:,} messages{built})", flush=True)
                 small_results = {
-                    key: measure(wrk, small[key], service, bare, plan) for key in GROWTH_KEYS
+                    key: measure(wrk, small[key], service, bare, plan)
+                    for key in GROWTH_KEYS
+                    if key in selected
                 }
                 print("\ngrowing the database", flush=True)
                 sizes["big_messages"] = asyncio.run(
@@ -1168,9 +1260,16 @@ def run(args: argparse.Namespace) -> int:
             scenarios = with_token(build_scenarios(fx, plan, cursor), fx.main_key)
             print(f"\nlarge database ({sizes['big_messages']:,} messages)", flush=True)
             for key in (*READS, *WRITES):
-                scenarios_out[key] = measure(wrk, scenarios[key], service, bare, plan)
+                if key in selected:
+                    scenarios_out[key] = measure(wrk, scenarios[key], service, bare, plan)
+            under_writes = None
+            if UNDER_WRITES in selected:
+                search, append = scenarios[UNDER_WRITES], scenarios["append"]
+                for problem in sanity_check(search, [service]):
+                    print(f"  WARNING {problem}", flush=True)
+                under_writes = measure_search_while_appending(wrk, search, append, service, plan)
             if position == 0:
-                for key in GROWTH_KEYS:
+                for key in small_results:
                     before, after = small_results[key]["service"], scenarios_out[key]["service"]
                     growth[key] = {
                         "label": scenarios[key].label,
@@ -1184,11 +1283,24 @@ def run(args: argparse.Namespace) -> int:
                         ),
                         "rps_ratio": round(after["rps"] / before["rps"], 3),
                     }
-            report_workers[str(workers)] = {"scenarios": scenarios_out, "growth": growth}
+            report_workers[str(workers)] = {
+                "scenarios": scenarios_out,
+                "growth": growth,
+                UNDER_WRITES: under_writes,
+            }
             service.stop()
             bare.stop()
 
     first = report_workers[str(worker_counts[0])]["scenarios"]
+    first_under_writes = report_workers[str(worker_counts[0])][UNDER_WRITES]
+
+    def figure(key: str, pick: Callable[[dict[str, Any]], float]) -> float | None:
+        """A figure of the first worker count's `key` scenario; None when it was not run."""
+        return pick(first[key]) if key in first else None
+
+    def growth_of(key: str) -> float | None:
+        return growth[key]["p50_ratio"] if key in growth else None
+
     report: dict[str, Any] = {
         "date": date,
         "commit": commit["commit"],
@@ -1196,16 +1308,26 @@ def run(args: argparse.Namespace) -> int:
         "engine": engine,
         "quick": bool(args.quick),
         "worker_counts": worker_counts,
-        "append_ratio": first["append"]["ratio"],
-        "append_p99_ms": first["append"]["service"]["p99_ms"],
-        "read_last50_ratio": first["read_last50"]["ratio"],
-        "read_last50_p99_ms": first["read_last50"]["service"]["p99_ms"],
-        "batch_messages_per_s": first["append_batch_20"]["service"]["messages_per_s"],
-        "read_growth_1m_vs_10k": growth["read_last50"]["p50_ratio"],
-        "list_deep_growth_1m_vs_10k": growth["list_deep"]["p50_ratio"],
-        "list_growth_deep_vs_first": round(
-            first["list_deep"]["service"]["p50_ms"] / first["list_first"]["service"]["p50_ms"],
-            3,
+        "scenarios_run": selected,
+        "append_ratio": figure("append", lambda result: result["ratio"]),
+        "append_p99_ms": figure("append", lambda result: result["service"]["p99_ms"]),
+        "read_last50_ratio": figure("read_last50", lambda result: result["ratio"]),
+        "read_last50_p99_ms": figure("read_last50", lambda result: result["service"]["p99_ms"]),
+        "batch_messages_per_s": figure(
+            "append_batch_20", lambda result: result["service"]["messages_per_s"]
+        ),
+        "read_growth_1m_vs_10k": growth_of("read_last50"),
+        "list_deep_growth_1m_vs_10k": growth_of("list_deep"),
+        "list_growth_deep_vs_first": (
+            round(
+                first["list_deep"]["service"]["p50_ms"] / first["list_first"]["service"]["p50_ms"],
+                3,
+            )
+            if "list_deep" in first and "list_first" in first
+            else None
+        ),
+        "search_while_appending_p99_ms": (
+            first_under_writes["search"]["p99_ms"] if first_under_writes else None
         ),
         "sizes": sizes,
         # SQLite builds its search index behind the writes; the bench has it done outside
@@ -1236,10 +1358,13 @@ def run(args: argparse.Namespace) -> int:
     }
     report["targets"] = targets_of(report)
     report["background_cores_max"] = max(
-        result[side]["background_cores"]
-        for entry in report_workers.values()
-        for result in entry["scenarios"].values()
-        for side in ("service", "bare")
+        (
+            result[side]["background_cores"]
+            for entry in report_workers.values()
+            for result in entry["scenarios"].values()
+            for side in ("service", "bare")
+        ),
+        default=0.0,
     )
     report["seconds"] = round(time.monotonic() - started, 1)
 
@@ -1250,10 +1375,20 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(text_table(table_rows(report_workers[str(workers)]["scenarios"])))
-    print(
-        f"\nbatch of 20: {report['batch_messages_per_s']:,.0f} messages/s (service), "
-        f"{first['append_batch_20']['bare']['messages_per_s']:,.0f} (bare)"
-    )
+    if "append_batch_20" in first:
+        print(
+            f"\nbatch of 20: {report['batch_messages_per_s']:,.0f} messages/s (service), "
+            f"{first['append_batch_20']['bare']['messages_per_s']:,.0f} (bare)"
+        )
+    for workers in worker_counts:
+        under_writes = report_workers[str(workers)][UNDER_WRITES]
+        if under_writes:
+            found, wrote = under_writes["search"], under_writes["append"]
+            print(
+                f"\n{under_writes['label']} ({workers} worker{'s' if workers > 1 else ''}): "
+                f"search p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms; "
+                f"appends {wrote['rps']:,.0f} req/s, p99 {wrote['p99_ms']:.1f} ms"
+            )
     print(f"\n== growth {sizes['small_messages']:,} -> {sizes['big_messages']:,} messages ==")
     for row in growth_rows(growth):
         print(f"  {row[0]:40} p50/p99 ms {row[1]:>13} -> {row[2]:>13}  p50 {row[3]}  cpu {row[4]}")
@@ -1272,15 +1407,22 @@ def run(args: argparse.Namespace) -> int:
         for entry in report_workers.values()
         for result in entry["scenarios"].values()
         for side in ("service", "bare")
+    ) + sum(
+        entry[UNDER_WRITES][side]["errors"]
+        for entry in report_workers.values()
+        if entry[UNDER_WRITES]
+        for side in ("search", "append")
     )
     RESULTS_DIR.mkdir(exist_ok=True)
     name = "postgresql" if engine == "postgresql" else "latest"
     if args.quick:
         name = f"quick-{engine}"
+    if args.scenarios:
+        name = f"partial-{engine}"
     out = RESULTS_DIR / f"{name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}", end="")
-    if not args.quick:
+    if not args.quick and not args.scenarios:
         md = BENCH_DIR / ("RESULTS.md" if engine == "sqlite" else "RESULTS-postgresql.md")
         write_markdown(md, report)
         print(f" and {md.relative_to(ROOT)}", end="")
@@ -1311,6 +1453,13 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, help="measured runs per scenario and side")
     parser.add_argument("--duration", type=int, help="seconds per run")
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=SCENARIOS,
+        help="measure only these (default: all); targets of the others read n/a. "
+        "Results then go to bench/results/partial-<engine>.json only",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     if any(n < 1 for n in args.workers):
