@@ -169,7 +169,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         gc.freeze()
         background = []
         if database.is_sqlite:
-            background.append(asyncio.create_task(database.search_indexer.run_when_idle()))
+            background.append(asyncio.create_task(database.search_indexer.run()))
         if settings.cleanup_interval_seconds:
             background.append(
                 asyncio.create_task(
