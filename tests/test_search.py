@@ -303,15 +303,14 @@ async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
 
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("engine_name", ["sqlite"])
-async def test_sqlite_indexes_new_messages_by_itself_once_the_service_is_idle(
+async def test_sqlite_indexes_new_messages_by_itself_in_the_background(
     app: Litestar,
     client: httpx.AsyncClient,
     tenant: Tenant,
     database: Database,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(SearchIndexer, "IDLE_SECONDS", 0.05)
-    monkeypatch.setattr(SearchIndexer, "CHUNK", 3)  # several chunks, one after the other
+    monkeypatch.setattr(SearchIndexer, "SLICE", 3)  # several slices, one after the other
     session_id = await new_session(client, tenant)
     response = await client.post(
         f"/v1/sessions/{session_id}/messages/batch",
@@ -323,8 +322,8 @@ async def test_sqlite_indexes_new_messages_by_itself_once_the_service_is_idle(
     assert await count_rows(database, *melons) == 0
 
     async with app.lifespan():
-        for _ in range(50):  # each look is activity too: look less often than the idle time
-            await asyncio.sleep(0.2)
+        for _ in range(100):  # the lifespan starts the loop: look until it is done
+            await asyncio.sleep(0.05)
             if await count_rows(database, *melons) == 10:
                 break
     assert await count_rows(database, *melons) == 10

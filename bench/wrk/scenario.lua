@@ -4,12 +4,15 @@
 --   BENCH_BODY    JSON body (sent with Content-Type: application/json)
 --   BENCH_UNIQUE  when set, every "@N@" in the body becomes a per-request counter, so each
 --                 request carries a different body (no Idempotency-Key is ever sent)
+--   BENCH_DELAY_MS when set, each connection waits this long between its requests (a client
+--                 that searches now and then, beside writers that never pause)
 -- done() prints one line "BENCH_JSON {...}" with the figures run.py reads.
 
 local method = os.getenv("BENCH_METHOD") or "GET"
 local token = os.getenv("BENCH_TOKEN")
 local body = os.getenv("BENCH_BODY")
 local unique = os.getenv("BENCH_UNIQUE")
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 
 local headers = {}
 if token ~= nil and token ~= "" then
@@ -39,6 +42,12 @@ else
   wrk.body = body
   for name, value in pairs(headers) do
     wrk.headers[name] = value
+  end
+end
+
+if delay_ms ~= nil and delay_ms > 0 then
+  function delay()
+    return delay_ms
   end
 end
 

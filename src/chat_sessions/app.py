@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             )
         ]
         if database.is_sqlite:
-            background.append(asyncio.create_task(database.search_indexer.run_when_idle()))
+            background.append(asyncio.create_task(database.search_indexer.run()))
         if settings.cleanup_interval_seconds:
             background.append(
                 asyncio.create_task(

@@ -1,0 +1,346 @@
+"""What a run measured, as typed records, and the verdict on them: the targets, each PASS or
+FAIL. `Report.to_json` is the layout of bench/results/*.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from plan import PAGE, Plan
+
+NOISY_CORES = 0.15  # other processes' CPU during a run above which the figures are suspect
+
+
+@dataclass
+class Side:
+    """One side's figures for one scenario (the service or the bare app): medians of its
+    measured runs, and each run."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us_per_request: float
+    db_cpu_us_per_request: float | None  # the database server's, when it runs apart
+    errors: int
+    background_cores: float  # the most other processes used during one of the runs
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    messages_per_s: int | None = None  # batches only
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if self.messages_per_s is None:
+            del data["messages_per_s"]
+        return data
+
+
+@dataclass
+class CatchUp:
+    """Indexing for search that the benchmark had done outside the timed runs (SQLite)."""
+
+    messages: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "seconds": round(self.seconds, 3),
+            "messages_per_s": round(self.messages / max(self.seconds, 1e-6)),
+        }
+
+
+@dataclass
+class ScenarioResult:
+    """A scenario measured on the service and on the bare app."""
+
+    label: str
+    method: str
+    path: str
+    messages_per_request: int
+    service: Side
+    bare: Side
+    problems: list[str] = field(default_factory=list)
+    search_catch_up: CatchUp | None = None  # after the service's write runs (SQLite)
+
+    @property
+    def ratio(self) -> float:
+        return round(self.service.rps / self.bare.rps, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "label": self.label,
+            "method": self.method,
+            "path": self.path,
+            "messages_per_request": self.messages_per_request,
+            "service": self.service.to_json(),
+            "bare": self.bare.to_json(),
+            "problems": self.problems,
+            "ratio": self.ratio,
+        }
+        if self.search_catch_up is not None and self.search_catch_up.messages:
+            data["search_catch_up"] = self.search_catch_up.to_json()
+        return data
+
+
+@dataclass
+class SearchUnderWrites:
+    """Searches now and then beside writers that never pause; the service alone."""
+
+    label: str
+    path: str
+    search_connections: int | None
+    search_delay_ms: int
+    search: Side
+    append: Side
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["search"], data["append"] = self.search.to_json(), self.append.to_json()
+        return data
+
+
+@dataclass
+class Growth:
+    """One read scenario's service figures at the small and at the large database."""
+
+    label: str
+    small: Side
+    big: Side
+    small_bare: Side
+
+    def ratio_of(self, figure: str) -> float:
+        return round(getattr(self.big, figure) / getattr(self.small, figure), 3)
+
+    @property
+    def p50_ratio(self) -> float:
+        return self.ratio_of("p50_ms")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "small": self.small.to_json(),
+            "big": self.big.to_json(),
+            "small_bare": self.small_bare.to_json(),
+            "p50_ratio": self.p50_ratio,
+            "p99_ratio": self.ratio_of("p99_ms"),
+            "cpu_ratio": self.ratio_of("cpu_us_per_request"),
+            "rps_ratio": self.ratio_of("rps"),
+        }
+
+
+@dataclass
+class WorkerResult:
+    """Everything measured at one worker count, on the large database."""
+
+    workers: int
+    scenarios: dict[str, ScenarioResult]
+    search_while_appending: SearchUnderWrites | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.workers} worker{'s' if self.workers > 1 else ''}"
+
+    def sides(self) -> list[Side]:
+        """Every side measured, for totals (errors, noise)."""
+        sides = [
+            side for result in self.scenarios.values() for side in (result.service, result.bare)
+        ]
+        if self.search_while_appending is not None:
+            sides += [self.search_while_appending.search, self.search_while_appending.append]
+        return sides
+
+
+@dataclass
+class Target:
+    name: str
+    value: float | None  # None: its scenario was not run
+    op: str  # ">=" or "<="
+    limit: float
+
+    @property
+    def passed(self) -> bool:
+        if self.value is None:
+            return False
+        return self.value >= self.limit if self.op == ">=" else self.value <= self.limit
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.name,
+            "value": self.value,
+            "op": self.op,
+            "limit": self.limit,
+            "pass": self.passed,
+        }
+
+
+@dataclass
+class Report:
+    date: str
+    commit: str | None
+    dirty: bool  # uncommitted changes to what the figures depend on
+    engine: str  # "sqlite" or "postgresql"
+    quick: bool
+    scenarios_run: list[str]
+    plan: Plan
+    small_messages: int
+    big_messages: int
+    results: list[WorkerResult]  # one per worker count, in the order run
+    growth: dict[str, Growth]  # at the first worker count
+    search_index_build: CatchUp | None = None  # after growing the database (SQLite)
+    machine: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    # --- the figures the targets judge (first worker count) ---------------------------------
+
+    @property
+    def first(self) -> WorkerResult:
+        return self.results[0]
+
+    def _scenario(self, key: str) -> ScenarioResult | None:
+        return self.first.scenarios.get(key)
+
+    def _growth(self, key: str) -> float | None:
+        growth = self.growth.get(key)
+        return growth.p50_ratio if growth else None
+
+    @property
+    def append_ratio(self) -> float | None:
+        append = self._scenario("append")
+        return append.ratio if append else None
+
+    @property
+    def append_p99_ms(self) -> float | None:
+        append = self._scenario("append")
+        return append.service.p99_ms if append else None
+
+    @property
+    def read_last50_ratio(self) -> float | None:
+        read = self._scenario("read_last50")
+        return read.ratio if read else None
+
+    @property
+    def read_last50_p99_ms(self) -> float | None:
+        read = self._scenario("read_last50")
+        return read.service.p99_ms if read else None
+
+    @property
+    def batch_messages_per_s(self) -> int | None:
+        batch = self._scenario("append_batch_20")
+        return batch.service.messages_per_s if batch else None
+
+    @property
+    def read_growth_1m_vs_10k(self) -> float | None:
+        return self._growth("read_last50")
+
+    @property
+    def list_deep_growth_1m_vs_10k(self) -> float | None:
+        return self._growth("list_deep")
+
+    @property
+    def list_growth_deep_vs_first(self) -> float | None:
+        deep, first = self._scenario("list_deep"), self._scenario("list_first")
+        if deep is None or first is None:
+            return None
+        return round(deep.service.p50_ms / first.service.p50_ms, 3)
+
+    @property
+    def search_while_appending_p99_ms(self) -> float | None:
+        under_writes = self.first.search_while_appending
+        return under_writes.search.p99_ms if under_writes else None
+
+    def targets(self) -> list[Target]:
+        """The targets, defined for 1 worker and 16 connections."""
+        return [
+            Target("append one message >= 0.35x bare", self.append_ratio, ">=", 0.35),
+            Target("append one message p99 <= 20 ms", self.append_p99_ms, "<=", 20.0),
+            Target("read the last 50 >= 0.5x bare", self.read_last50_ratio, ">=", 0.5),
+            Target("batch of 20 >= 40,000 messages/s", self.batch_messages_per_s, ">=", 40_000),
+            Target("read the last 50: 1M vs 10k <= 1.5x", self.read_growth_1m_vs_10k, "<=", 1.5),
+            Target("deep list page: 1M vs 10k <= 1.5x", self.list_deep_growth_1m_vs_10k, "<=", 1.5),
+            Target(
+                "deep list page vs first page <= 1.5x (keyset)",
+                self.list_growth_deep_vs_first,
+                "<=",
+                1.5,
+            ),
+            Target(
+                "search p99 while 16 writers append <= 100 ms",
+                self.search_while_appending_p99_ms,
+                "<=",
+                100.0,
+            ),
+        ]
+
+    # --- totals ------------------------------------------------------------------------------
+
+    @property
+    def background_cores_max(self) -> float:
+        """The most CPU other processes used during one run, in cores."""
+        return max(
+            (side.background_cores for result in self.results for side in result.sides()),
+            default=0.0,
+        )
+
+    @property
+    def noisy(self) -> bool:
+        return self.background_cores_max >= NOISY_CORES
+
+    @property
+    def errors(self) -> int:
+        return sum(side.errors for result in self.results for side in result.sides())
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "date": self.date,
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "engine": self.engine,
+            "quick": self.quick,
+            "worker_counts": [result.workers for result in self.results],
+            "scenarios_run": self.scenarios_run,
+            "append_ratio": self.append_ratio,
+            "append_p99_ms": self.append_p99_ms,
+            "read_last50_ratio": self.read_last50_ratio,
+            "read_last50_p99_ms": self.read_last50_p99_ms,
+            "batch_messages_per_s": self.batch_messages_per_s,
+            "read_growth_1m_vs_10k": self.read_growth_1m_vs_10k,
+            "list_deep_growth_1m_vs_10k": self.list_deep_growth_1m_vs_10k,
+            "list_growth_deep_vs_first": self.list_growth_deep_vs_first,
+            "search_while_appending_p99_ms": self.search_while_appending_p99_ms,
+            "sizes": {"small_messages": self.small_messages, "big_messages": self.big_messages},
+            # SQLite builds its search index behind the writes; the bench has it done outside
+            # the timed runs (settle_database) and reports what that took here.
+            "search_index_build": (
+                self.search_index_build.to_json() if self.search_index_build else {}
+            ),
+            "plan": {
+                "runs": plan.runs,
+                "duration": plan.duration,
+                "warmup": plan.warmup,
+                "connections": plan.connections,
+                "threads": plan.threads,
+                "hot_session_messages": plan.hot_messages,
+                "list_tenant_sessions": plan.list_sessions,
+                "deep_page": plan.deep_page,
+                "page_size": PAGE,
+                "filler_tenants": plan.filler_tenants,
+                "filler_sessions_per_tenant": plan.filler_sessions,
+            },
+            "machine": self.machine,
+            "workers": {
+                str(result.workers): {
+                    "scenarios": {key: item.to_json() for key, item in result.scenarios.items()},
+                    "growth": {key: item.to_json() for key, item in self.growth.items()},
+                    "search_while_appending": (
+                        result.search_while_appending.to_json()
+                        if result.search_while_appending
+                        else None
+                    ),
+                }
+                for result in self.results
+            },
+            "targets": [target.to_json() for target in self.targets()],
+            "background_cores_max": self.background_cores_max,
+            "seconds": self.seconds,
+        }

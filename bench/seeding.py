@@ -1,0 +1,177 @@
+"""Seeding the database through the API, as a client would: tenants, sessions, and messages
+in batches of BATCH_SEED."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import payloads
+from plan import PAGE, Plan
+
+BATCH_SEED = 500  # messages per seeding request: the API's maximum
+
+
+async def _limited(tasks: list[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(task: Callable[[], Awaitable[Any]]) -> Any:
+        async with semaphore:
+            return await task()
+
+    return list(await asyncio.gather(*(one(task) for task in tasks)))
+
+
+def _ok(response: httpx.Response, status: int) -> httpx.Response:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:300]}"
+        )
+    return response
+
+
+class Api:
+    """The seeding client: plain API calls, as a tenant or as the operator."""
+
+    def __init__(self, base: str, admin_token: str) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=base, timeout=120, limits=httpx.Limits(max_connections=16)
+        )
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def tenant(self, name: str) -> str:
+        response = await self.client.post(
+            "/v1/admin/tenants", json={"name": name}, headers=self.admin
+        )
+        return str(_ok(response, 201).json()["api_key"])
+
+    async def session(self, key: str, i: int | str) -> str:
+        response = await self.client.post(
+            "/v1/sessions", json=payloads.session(i), headers={"Authorization": f"Bearer {key}"}
+        )
+        return str(_ok(response, 201).json()["id"])
+
+    async def append(self, key: str, session_id: str, count: int, start: int = 0) -> None:
+        auth = {"Authorization": f"Bearer {key}"}
+        for offset in range(0, count, BATCH_SEED):
+            n = min(BATCH_SEED, count - offset)
+            response = await self.client.post(
+                f"/v1/sessions/{session_id}/messages/batch",
+                content=payloads.encode(payloads.batch(n, start + offset)),
+                headers={**auth, "Content-Type": "application/json"},
+            )
+            _ok(response, 201)
+
+    async def message_total(self) -> int:
+        total, cursor = 0, None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            response = await self.client.get("/v1/admin/tenants", params=params, headers=self.admin)
+            page = _ok(response, 200).json()
+            total += sum(int(row["message_count"]) for row in page["data"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return total
+
+    async def cursor_for_page(self, key: str, page: int) -> str:
+        """The cursor that opens page `page` (1-based) of the list, by walking next_cursor."""
+        cursor: str | None = None
+        auth = {"Authorization": f"Bearer {key}"}
+        for _ in range(page - 1):
+            params = {"limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            response = await self.client.get("/v1/sessions", params=params, headers=auth)
+            cursor = _ok(response, 200).json()["next_cursor"]
+            if cursor is None:
+                raise RuntimeError(f"the list ended before page {page}")
+        assert cursor is not None
+        return cursor
+
+
+@dataclass
+class Fixture:
+    main_key: str
+    list_key: str
+    hot_session: str  # holds plan.hot_messages messages: read, got
+    append_session: str  # appends land here (one session: the contended case)
+    batch_session: str
+
+
+async def seed_small(api: Api, plan: Plan) -> Fixture:
+    started = time.monotonic()
+    main_key = await api.tenant("bench-main")
+    list_key = await api.tenant("bench-list")
+    hot = await api.session(main_key, "hot")
+    await api.append(main_key, hot, plan.hot_messages)
+    append_session = await api.session(main_key, "append")
+    batch_session = await api.session(main_key, "batch")
+
+    async def listed(i: int) -> None:
+        session_id = await api.session(list_key, i)
+        await api.append(list_key, session_id, 1, start=i)
+
+    await _limited([functools.partial(listed, i) for i in range(plan.list_sessions)], 8)
+    took = time.monotonic() - started
+    print(f"  seeded {plan.small_total:,} messages in {took:.1f} s", flush=True)
+    return Fixture(main_key, list_key, hot, append_session, batch_session)
+
+
+async def seed_big(api: Api, plan: Plan, have: int) -> None:
+    """Grow the database to plan.big_total messages in filler tenants and sessions."""
+    started = time.monotonic()
+    missing = plan.big_total - have
+    sessions = plan.filler_tenants * plan.filler_sessions
+    per_session, extra = divmod(max(0, missing), sessions)
+    jobs: list[Callable[[], Awaitable[Any]]] = []
+    for t in range(plan.filler_tenants):
+        key = await api.tenant(f"bench-filler-{t}")
+        for s in range(plan.filler_sessions):
+            count = per_session + (1 if t * plan.filler_sessions + s < extra else 0)
+
+            async def fill(key: str = key, i: str = f"{t}-{s}", count: int = count) -> None:
+                session_id = await api.session(key, i)
+                await api.append(key, session_id, count)
+
+            jobs.append(fill)
+    await _limited(jobs, 4)
+    took = time.monotonic() - started
+    print(
+        f"  seeded {missing:,} more messages in {took:.1f} s ({missing / took:,.0f}/s)",
+        flush=True,
+    )
+
+
+async def prepare_small(base: str, admin_token: str, plan: Plan) -> tuple[Fixture, int, str]:
+    """Seed the small database; its message total and the deep page's cursor."""
+    api = Api(base, admin_token)
+    try:
+        fx = await seed_small(api, plan)
+        total = await api.message_total()
+        return fx, total, await api.cursor_for_page(fx.list_key, plan.deep_page)
+    finally:
+        await api.close()
+
+
+async def grow(base: str, admin_token: str, plan: Plan, have: int) -> int:
+    api = Api(base, admin_token)
+    try:
+        await seed_big(api, plan, have)
+        return await api.message_total()
+    finally:
+        await api.close()
+
+
+async def deep_cursor(base: str, admin_token: str, fx: Fixture, plan: Plan) -> str:
+    api = Api(base, admin_token)
+    try:
+        return await api.cursor_for_page(fx.list_key, plan.deep_page)
+    finally:
+        await api.close()

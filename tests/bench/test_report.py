@@ -1,0 +1,203 @@
+"""The benchmark's verdict: which figures each target judges, PASS and FAIL at the limits,
+what an unmeasured target reads, and the report as JSON and as a page. No servers run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from plan import QUICK
+from render import NOTES_MARKER, console_summary, interpretation, verdict_lines, write_markdown
+from report import Growth, Report, ScenarioResult, SearchUnderWrites, Side, Target, WorkerResult
+from wrk import Measured, summarize
+
+
+def side(rps: float = 1000.0, p50: float = 1.0, p99: float = 5.0, cpu: float = 100.0) -> Side:
+    return Side(
+        rps=rps,
+        p50_ms=p50,
+        p99_ms=p99,
+        cpu_us_per_request=cpu,
+        db_cpu_us_per_request=None,
+        errors=0,
+        background_cores=0.0,
+    )
+
+
+def scenario(service: Side, bare: Side | None = None, label: str = "a scenario") -> ScenarioResult:
+    return ScenarioResult(label, "GET", "/", 1, service, bare or side(rps=1000.0))
+
+
+def passing_result(workers: int = 1) -> WorkerResult:
+    """Every target met, with room."""
+    batch = dataclasses.replace(side(rps=2500.0), messages_per_s=50_000)
+    batch_bare = dataclasses.replace(side(rps=5000.0), messages_per_s=100_000)
+    return WorkerResult(
+        workers,
+        {
+            "list_first": scenario(side(p50=1.0)),
+            "list_deep": scenario(side(p50=1.2)),
+            "read_last50": scenario(side(rps=600.0)),
+            "append": scenario(side(rps=400.0, p99=8.0)),
+            "append_batch_20": scenario(batch, batch_bare),
+        },
+        SearchUnderWrites("searching", "/v1/search", 1, 1000, side(p99=20.0), side()),
+    )
+
+
+def report_of(*results: WorkerResult, growth_p50: float = 1.1) -> Report:
+    growth = {
+        key: Growth(key, small=side(p50=1.0), big=side(p50=growth_p50), small_bare=side())
+        for key in ("read_last50", "list_first", "list_deep")
+    }
+    return Report(
+        date="2026-01-01T00:00:00+00:00",
+        commit="abc",
+        dirty=False,
+        engine="sqlite",
+        quick=False,
+        scenarios_run=[],
+        plan=QUICK,
+        small_messages=3_000,
+        big_messages=100_000,
+        results=list(results or [passing_result()]),
+        growth=growth,
+    )
+
+
+def verdicts(report: Report) -> dict[str, bool]:
+    return {target.name: target.passed for target in report.targets()}
+
+
+def test_a_run_that_meets_every_target_passes_each_and_says_so() -> None:
+    report = report_of()
+
+    assert all(verdicts(report).values())
+    assert len(report.targets()) == 8
+    assert interpretation(report).endswith("Every target is met.")
+
+
+@pytest.mark.parametrize(
+    ("op", "limit", "value", "passed"),
+    [
+        (">=", 0.35, 0.35, True),
+        (">=", 0.35, 0.349, False),
+        ("<=", 20.0, 20.0, True),
+        ("<=", 20.0, 20.01, False),
+        ("<=", 1.5, None, False),
+    ],
+)
+def test_a_target_passes_at_its_limit_and_fails_beyond_or_unmeasured(
+    op: str, limit: float, value: float | None, passed: bool
+) -> None:
+    assert Target("t", value, op, limit).passed is passed
+
+
+def test_each_target_judges_its_own_figure() -> None:
+    slow_appends = passing_result()
+    slow_appends.scenarios["append"] = scenario(side(rps=300.0, p99=25.0))  # 0.30x bare
+    slow_search = passing_result()
+    assert slow_search.search_while_appending is not None
+    slow_search.search_while_appending.search = side(p99=100.5)
+    deep_is_slow = passing_result()
+    deep_is_slow.scenarios["list_deep"] = scenario(side(p50=1.6))
+
+    assert [name for name, ok in verdicts(report_of(slow_appends)).items() if not ok] == [
+        "append one message >= 0.35x bare",
+        "append one message p99 <= 20 ms",
+    ]
+    assert [name for name, ok in verdicts(report_of(slow_search)).items() if not ok] == [
+        "search p99 while 16 writers append <= 100 ms"
+    ]
+    assert [name for name, ok in verdicts(report_of(deep_is_slow)).items() if not ok] == [
+        "deep list page vs first page <= 1.5x (keyset)"
+    ]
+    grown = [name for name, ok in verdicts(report_of(growth_p50=1.51)).items() if not ok]
+    assert grown == ["read the last 50: 1M vs 10k <= 1.5x", "deep list page: 1M vs 10k <= 1.5x"]
+    assert "some read grows with the data" in interpretation(report_of(growth_p50=1.51))
+
+
+def test_the_targets_judge_the_first_worker_count_only() -> None:
+    two_workers = passing_result(workers=2)
+    two_workers.scenarios["append"] = scenario(side(rps=100.0, p99=90.0))
+
+    assert all(verdicts(report_of(passing_result(), two_workers)).values())
+    assert not all(verdicts(report_of(two_workers, passing_result())).values())
+
+
+def test_a_scenario_left_out_reads_n_a_and_fails_its_target() -> None:
+    result = passing_result()
+    del result.scenarios["append_batch_20"]
+    result.search_while_appending = None
+    report = report_of(result)
+
+    lines = verdict_lines(report.targets())
+    assert "FAIL  batch of 20 >= 40,000 messages/s" in lines[3]
+    assert lines[3].endswith("measured n/a")
+    assert lines[7].startswith("FAIL  search p99 while 16 writers append")
+    assert report.to_json()["batch_messages_per_s"] is None
+    assert "Missed: batch of 20" in interpretation(report)
+
+
+def test_summarize_takes_medians_and_counts_messages_of_batches() -> None:
+    runs = [
+        Measured(rps, p50, p99, cpu, None, 100, errors, background)
+        for rps, p50, p99, cpu, errors, background in [
+            (1000.0, 1.0, 9.0, 100.0, 0, 0.1),
+            (3000.0, 3.0, 7.0, 300.0, 2, 0.4),
+            (2000.0, 2.0, 8.0, 200.0, 0, 0.0),
+        ]
+    ]
+
+    batch = summarize(runs, items=20)
+    assert (batch.rps, batch.p50_ms, batch.p99_ms, batch.cpu_us_per_request) == (
+        2000.0,
+        2.0,
+        8.0,
+        200.0,
+    )
+    assert (batch.errors, batch.background_cores, batch.messages_per_s) == (2, 0.4, 40_000)
+    assert batch.db_cpu_us_per_request is None and len(batch.runs) == 3
+    assert summarize(runs).messages_per_s is None
+
+
+def test_the_json_keeps_its_layout() -> None:
+    report = report_of()
+    data = report.to_json()
+
+    append = data["workers"]["1"]["scenarios"]["append"]
+    assert append["ratio"] == 0.4 and "messages_per_s" not in append["service"]
+    assert data["workers"]["1"]["scenarios"]["append_batch_20"]["service"]["messages_per_s"]
+    assert data["workers"]["1"]["growth"]["read_last50"]["p50_ratio"] == 1.1
+    assert data["workers"]["1"]["search_while_appending"]["search"]["p99_ms"] == 20.0
+    assert data["append_ratio"] == 0.4 and data["worker_counts"] == [1]
+    assert data["targets"][0] == {
+        "target": "append one message >= 0.35x bare",
+        "value": 0.4,
+        "op": ">=",
+        "limit": 0.35,
+        "pass": True,
+    }
+    assert data["plan"]["hot_session_messages"] == QUICK.hot_messages
+
+
+def test_a_noisy_run_is_flagged_and_errors_are_counted() -> None:
+    result = passing_result()
+    result.scenarios["append"].bare = dataclasses.replace(side(), background_cores=0.6, errors=3)
+    report = report_of(result)
+
+    assert report.noisy and report.errors == 3
+    assert "WARNING: other processes used up to 0.6 cores" in console_summary(report)
+
+
+def test_rewriting_the_results_page_keeps_the_notes_written_by_hand(tmp_path: Path) -> None:
+    page = tmp_path / "RESULTS.md"
+    page.write_text(f"# old figures\n\n{NOTES_MARKER}\n\nA diagnosis by hand.\n")
+
+    write_markdown(page, report_of())
+
+    text = page.read_text()
+    assert "# old figures" not in text and text.startswith("# Benchmark results (sqlite)")
+    assert text.endswith(f"{NOTES_MARKER}\n\nA diagnosis by hand.\n")
+    assert "PASS  search p99 while 16 writers append <= 100 ms" in text
