@@ -319,7 +319,9 @@ def test_read_timeouts_answer_408_and_close_and_store_nothing(tmp_path: Path) ->
         log = running.stop()
     assert "Traceback" not in log
     assert "ERROR" not in log
-    assert log.count("answered 408, connection closed") == 5
+    timed_out = [line for line in log.splitlines() if "answered 408, connection closed" in line]
+    assert len(timed_out) == 5
+    assert all(line.startswith("INFO") for line in timed_out), timed_out
 
 
 def test_a_client_gone_mid_body_is_one_info_line(tmp_path: Path) -> None:
