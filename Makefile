@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/chat-sessions serve --migrate --demo-tenant
 
 migrate: $(STAMP)
-	$(BIN)/alembic upgrade head
+	$(BIN)/chat-sessions migrate
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

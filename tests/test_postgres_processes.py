@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +20,9 @@ import pytest
 from sqlalchemy import text
 
 from chat_sessions.db import Database
+from service_process import ServiceProcess, free_port
 from support import (
     ADMIN,
-    ADMIN_TOKEN,
     TEST_DATABASE_URL,
     create_postgres_database,
     drop_postgres_database,
@@ -36,13 +33,6 @@ pytestmark = [
     pytest.mark.postgres_only,
     pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL unset"),
 ]
-STARTUP_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -62,48 +52,9 @@ def database_url() -> Iterator[str]:
     drop_postgres_database(url)
 
 
-class Server:
+class Server(ServiceProcess):
     def __init__(self, database_url: str, tmp_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        environment = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "PORT": str(self.port),
-            "LOG_LEVEL": "warning",
-            **env,
-        }
-        self.log = (tmp_path / f"server-{self.port}.log").open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "chat_sessions", "serve"],
-            env=environment,
-            cwd=tmp_path,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not start; see {self.log.name}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        super().__init__(tmp_path, DATABASE_URL=database_url, **env)
 
 
 @contextmanager

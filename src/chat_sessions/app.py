@@ -91,6 +91,8 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
         return
     headers = request.headers
     if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        if _strict_decoder(request.route_handler) is not None:
+            raise BadRequest("a JSON body is required")
         return
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
@@ -219,7 +221,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
     return Litestar(
-        route_handlers=[tenant_api, admin_api, health, ready, PrometheusController],
+        # Without ADMIN_TOKEN the admin routes do not exist: 404 for every method, not 405.
+        route_handlers=[
+            tenant_api,
+            *([admin_api] if settings.admin_token else []),
+            health,
+            ready,
+            PrometheusController,
+        ],
         dependencies={
             "tx": Provide(provide_transaction),
         },
@@ -235,6 +244,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 "head_revision": head,
                 "schema_gate": SchemaGate(head),
                 "rate_limiter": RateLimiter(),
+                "auth_failures": RateLimiter(),
                 "key_cache": KeyCache(settings.api_key_cache_seconds),
                 "key_usage": key_usage,
             }

@@ -13,6 +13,12 @@ within that time. 0 looks every request up.
 `last_used_at` is written off the request path: a request only notes its key in this
 process's `KeyUsage`, and a background task writes the keys noted, in one statement, every
 API_KEY_USAGE_FLUSH_SECONDS (and once more at shutdown).
+
+Failed authentications are counted per client address (the socket peer, or what a proxy
+named in TRUSTED_PROXIES says in X-Forwarded-For: uvicorn's proxy-headers middleware, set up
+by `serve`, puts it in the scope): past AUTH_FAILURES_PER_MINUTE a minute, a missing or bad key
+or token answers 429 with Retry-After instead of 401. A valid key keeps working meanwhile, so
+clients sharing an address with a guesser are not locked out.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -34,6 +40,7 @@ from sqlalchemy import bindparam, or_, select, update
 from chat_sessions.db import Database, Prepared, Transaction
 from chat_sessions.errors import NotFound, Unauthorized
 from chat_sessions.models import api_keys, new_id, tenants, utcnow
+from chat_sessions.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -178,19 +185,33 @@ async def resolve_key(database: Database, key_hash: str) -> tuple[str, str, int 
     return key_id, tenant_id, rate_limit_per_minute
 
 
+def refuse(connection: ASGIConnection[Any, Any, Any, Any], error: Unauthorized) -> NoReturn:
+    """Count a failed authentication against the client's address; raise `error` (401), or
+    429 once the address has failed AUTH_FAILURES_PER_MINUTE times this minute."""
+    state = connection.app.state
+    client = connection.scope.get("client")
+    failures: RateLimiter = state.auth_failures
+    limit = state.settings.auth_failures_per_minute or None
+    failures.hit(client[0] if client else "unknown", limit, "failed authentications")
+    raise error
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """Resolve the request's API key to its tenant (scope state `tenant_id`), or 401 for a
     missing, unknown or revoked key; then count the request against the tenant's rate limit."""
     token = bearer_token(connection.headers.get("authorization"))
     if token is None:
-        raise Unauthorized()
+        refuse(connection, Unauthorized())
     key_hash = hash_api_key(token)
     state = connection.app.state
     database: Database = state.database
     cache: KeyCache = state.key_cache
     resolved = cache.get(key_hash)
     if resolved is None:
-        resolved = await resolve_key(database, key_hash)
+        try:
+            resolved = await resolve_key(database, key_hash)
+        except Unauthorized as error:
+            refuse(connection, error)
         cache.put(key_hash, resolved)
     key_id, tenant_id, rate_limit_per_minute = resolved
     state.key_usage.note(key_id)
@@ -199,7 +220,8 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Admin routes exist only when ADMIN_TOKEN is set; until then they answer 404."""
+    """The admin token, or 401 (counted like a bad API key). Without ADMIN_TOKEN the admin
+    routes are not registered at all (see `create_app`): every method answers 404."""
     configured = connection.app.state.settings.admin_token
     if configured is None:
         raise NotFound("Not Found")
@@ -207,4 +229,4 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     if token is None or not hmac.compare_digest(
         token.encode(), configured.get_secret_value().encode()
     ):
-        raise Unauthorized("a valid admin token is required")
+        refuse(connection, Unauthorized("a valid admin token is required"))

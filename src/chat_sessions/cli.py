@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+import pydantic
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from chat_sessions.admin import service as admin
 from chat_sessions.admin.schemas import TenantCreate
@@ -47,6 +51,52 @@ def _run_in_transaction(settings: Settings, work: Callable[[Transaction], Awaita
     return _run_with_database(settings, in_transaction)
 
 
+def _check_database(settings: Settings) -> None:
+    """Open the database and run one statement, so that `serve` fails at once, in one line,
+    on a database it cannot use (rather than in uvicorn's start-up, with a traceback)."""
+
+    async def ping(database: Database) -> None:
+        async with database.transaction() as tx:
+            await tx.execute(text("SELECT 1"))
+
+    _run_with_database(settings, ping)
+
+
+def _database_named(settings: Settings) -> str:
+    """The database as an operator named it, without its password."""
+    if not settings.database_url:
+        return settings.database_path
+    try:
+        return make_url(settings.database_url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "DATABASE_URL"
+
+
+def describe_database_error(settings: Settings, error: OSError | SQLAlchemyError) -> str:
+    """One line: which database, and what is wrong with it."""
+    if isinstance(error, FileExistsError | NotADirectoryError) and error.filename:
+        # Creating the file's folders met a file where a folder must be.
+        reason = f"{error.filename} is not a folder"
+    elif isinstance(error, OSError):
+        reason = os.strerror(error.errno) if error.errno else str(error) or type(error).__name__
+        if error.filename:
+            reason += f": {error.filename}"
+    else:
+        # The driver's own words, without SQLAlchemy's statement and background link.
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return f"error: database {_database_named(settings)}: {reason}"
+
+
+def describe_settings_error(error: pydantic.ValidationError) -> str:
+    """One line naming each bad setting and the rule; never the value."""
+    problems = [
+        f"{'.'.join(str(part) for part in item['loc']).upper()} "
+        f"{item['msg'].removeprefix('Value error, ')}"
+        for item in error.errors()
+    ]
+    return "error: setting " + "; ".join(problems)
+
+
 def _migrate(settings: Settings) -> None:
     """`alembic upgrade head` against the configured database."""
     _run_with_database(settings, lambda database: database.migrate())
@@ -72,8 +122,12 @@ def _create_demo_tenant_if_none(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    from chat_sessions.server import HTTP_PROTOCOL, log_config
+
     if args.migrate:
         _migrate(settings)
+    else:
+        _check_database(settings)
     if args.demo_tenant:
         _create_demo_tenant_if_none(settings)
     workers = settings.workers
@@ -91,10 +145,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         port=settings.port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # httptools, with REQUEST_READ_TIMEOUT_SECONDS
+        log_config=log_config(),
         log_level=settings.log_level,
         access_log=settings.access_log,
-        proxy_headers=True,
+        # X-Forwarded-For names the client only when the peer is a trusted proxy.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 
@@ -311,7 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as error:
+        print(describe_settings_error(error), file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
     # Alembic's own start-up chatter is noise to an operator; its "Running upgrade" lines stay.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -320,6 +381,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args, settings)
     except DomainError as error:
         print(f"error: {error.detail}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (OSError, SQLAlchemyError) as error:  # a database that cannot be opened or reached
+        print(describe_database_error(settings, error), file=sys.stderr)
         raise SystemExit(1) from None
     except (ValueError, msgspec.ValidationError) as error:  # bad settings or arguments
         print(f"error: {error}", file=sys.stderr)

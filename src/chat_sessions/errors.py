@@ -103,8 +103,17 @@ _TITLES = {
 }
 
 
-def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+# Litestar's words (litestar/connection/request.py) when `receive` answers a disconnect
+# while the body is read: the client went away (or missed REQUEST_READ_TIMEOUT_SECONDS).
+CLIENT_DISCONNECTED = "client disconnected prematurely"
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if status >= 500 and exc.detail == CLIENT_DISCONNECTED:
+        # Nobody is left to answer, and a client must not be able to flood the error log.
+        log.info("client went away before sending its whole request: %s", request.method)
+        return problem(400, "Bad Request", "the request body was not received in full")
     if status >= 500:
         log.error("unexpected server error: %s", exc.detail, exc_info=exc)
         return problem(500, "Internal Server Error", "the server failed; nothing was changed")
@@ -118,6 +127,9 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
             if isinstance(item, dict)
         ]
     detail = exc.detail or _TITLES.get(status, "error")
+    if isinstance(exc, ValidationException):
+        # Litestar's detail names the URL with its query string, values included.
+        detail = f"Validation failed for {request.method} {request.url.path}"
     headers = dict(exc.headers or {})
     return problem(status, _TITLES.get(status, "Error"), detail, headers=headers, extra=extra)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 MIB = 1024 * 1024
 KIB = 1024
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -20,12 +22,20 @@ class Settings(BaseSettings):
     database_url: str | None = None
 
     admin_token: SecretStr | None = None
+    # Failed authentications a minute from one client address before they answer 429.
+    # 0: no limit.
+    auth_failures_per_minute: int = Field(default=30, ge=0)
+    # Addresses or networks (comma-separated) of proxies whose X-Forwarded-For names the client.
+    trusted_proxies: str = ""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = False
+    # A request whose headers and body have not all arrived within this time is answered 408
+    # and its connection closed (`serve` only).
+    request_read_timeout_seconds: float = Field(default=30.0, gt=0)
 
     max_body_bytes: int = Field(default=1 * MIB, gt=0)
     max_message_bytes: int = Field(default=256 * KIB, gt=0)
@@ -56,6 +66,26 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_token_is_unset(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters long")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_addresses(cls, value: str) -> str:
+        """Each entry an IP address or network: uvicorn would take a typo for a host name
+        and silently trust nothing."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(entries)
 
     @field_validator("cleanup_interval_seconds", mode="before")
     @classmethod
