@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from chat_sessions.bounds import MAX_SEQ, DurationMs
 from chat_sessions.messages.schemas import MessageRead, Name, Role
 from chat_sessions.sessions.schemas import Outcome, SessionRead, SessionStatus, Title, UserId
 from chat_sessions.tool_calls.schemas import ToolCallRead, ToolCallStatus
@@ -44,7 +45,7 @@ class ImportedSession(Struct, forbid_unknown_fields=True):
 
 
 class ImportedMessage(Struct, forbid_unknown_fields=True):
-    seq: Annotated[int, Meta(ge=1)]
+    seq: Annotated[int, Meta(ge=1, le=MAX_SEQ)]
     role: Role
     content: str
     created_at: datetime
@@ -65,7 +66,7 @@ class ImportedToolCall(Struct, forbid_unknown_fields=True):
     status: ToolCallStatus = "pending"
     result: Any = None
     error: str | None = None
-    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    duration_ms: DurationMs | None = None
     completed_at: datetime | None = None
     message_id: Id | None = None
     id: Id | None = None

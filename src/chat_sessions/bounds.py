@@ -1,0 +1,26 @@
+"""The range of every integer the API reads, in one place.
+
+Each bound is what both engines store: the counters are `integer` columns, 32-bit signed on
+PostgreSQL (SQLite's hold 64 bits), so a seq or a duration above 2**31 - 1 could be stored by
+one engine and not the other. The bounds sit on the wire types (msgspec `Meta`) and on the
+query parameters (Litestar `QueryParameter`), so the OpenAPI document shows them and a value
+outside them is a 400 before any statement runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta
+
+# The largest value of PostgreSQL's `integer`, the type of every counter column.
+MAX_INT32 = 2**31 - 1
+# A message's seq, and every seq a query or cursor names; a session holds at most this many.
+MAX_SEQ = MAX_INT32
+# A tool call's duration: about 24.8 days.
+MAX_DURATION_MS = MAX_INT32
+# `limit`, `max_messages`, `max_tokens` and other counts a query carries.
+MAX_COUNT = MAX_INT32
+
+Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ)]
+DurationMs = Annotated[int, Meta(ge=0, le=MAX_DURATION_MS)]
