@@ -459,15 +459,18 @@ async def test_a_patch_that_changes_nothing_keeps_version_and_updated_at(
     assert await stored(database) == before
 
 
-async def test_putting_the_same_traits_keeps_version(
+async def test_putting_the_same_traits_keeps_version_and_updated_at(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    session_id = await new_session(client, tenant, traits={"plan": "pro"})
-    response = await client.put(
-        f"/v1/sessions/{session_id}/traits", json={"plan": "pro"}, headers=tenant.headers
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["version"] == 1
+    session_id = await new_session(client, tenant, traits={"plan": "pro", "n": 1e16})
+    url = f"/v1/sessions/{session_id}"
+    original = (await client.get(url, headers=tenant.headers)).json()
+    # 1e16 is stored as 10000000000000000: sending either again is the same traits.
+    for traits in ({"n": 1e16, "plan": "pro"}, {"plan": "pro", "n": 10**16}):
+        response = await client.put(f"{url}/traits", json=traits, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == original
+        assert response.json()["version"] == 1
 
 
 @pytest.mark.parametrize(

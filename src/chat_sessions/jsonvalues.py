@@ -58,8 +58,9 @@ def check_json(value: Any, what: str, max_bytes: int) -> None:
 
 
 # A number whose stored form would differ between the engines, as msgspec writes it: -0.0, or
-# a float with a positive exponent (1e16, 2.5e20). In a string this only costs a needless walk.
-_ENGINE_DEPENDENT_NUMBER = re.compile(rb"(?:^|[:,\[])(?:-0\.0(?![0-9])|-?[0-9][0-9.]*e[0-9])")
+# a float with a positive exponent (1e16, 2.5e20). A match inside a string ("3e4") only costs
+# a walk that changes nothing; this loose pattern scans twice as fast as an exact one.
+_ENGINE_DEPENDENT_NUMBER = re.compile(rb"[0-9]e[0-9]|-0\.0")
 
 
 def encode_for_storage(value: Any) -> str:
@@ -68,6 +69,7 @@ def encode_for_storage(value: Any) -> str:
     PostgreSQL's jsonb keeps numbers as decimals: -0.0 comes back as 0.0, and a float written
     with an exponent whose value is whole (1e16, 1e308) as that integer, digit for digit. SQLite
     keeps the text. So numbers are stored here as jsonb would give them back, on both engines.
+    Cost: the pattern search, ~0.7 µs for an append's metadata (bench/input_checks.py).
     """
     encoded = msgspec.json.encode(value)
     if _ENGINE_DEPENDENT_NUMBER.search(encoded):
