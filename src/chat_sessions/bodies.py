@@ -9,8 +9,9 @@ refuse:
   one object (400: which one wins is up to the parser), or has a wrong type anywhere (400);
 - two `Idempotency-Key` headers (400);
 - a query integer not written as one (`1e3`, `1.0`, ` 1`: 400; Litestar converts query values
-  in msgspec's lax mode, which takes an integral float for an int), and a NUL in any query
-  value but the search text (400);
+  with `msgspec.convert(..., strict=False)` (litestar/_signature/model.py), which reads a
+  string as a number and takes an integral float for an int), and a NUL in any query value
+  but the search text (400);
 - a NUL in the path (404: no id holds one, and PostgreSQL cannot even compare it).
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from litestar.params import QueryParameter
 from msgspec import Meta
 
 # The largest value of PostgreSQL's `integer`, the type of every counter column.
@@ -19,8 +20,17 @@ MAX_INT32 = 2**31 - 1
 MAX_SEQ = MAX_INT32
 # A tool call's duration: about 24.8 days.
 MAX_DURATION_MS = MAX_INT32
-# `limit`, `max_messages`, `max_tokens` and other counts a query carries.
+# `max_messages`, `max_tokens` and other counts a query carries.
 MAX_COUNT = MAX_INT32
+# Page sizes: every listing, and the message history.
+MAX_PAGE = 100
+MAX_HISTORY_PAGE = 1000
+# A message's token_count (far above any model's context), and a tenant's limits.
+MAX_TOKEN_COUNT = 100_000_000
+MAX_TENANT_LIMIT = 1_000_000_000
 
 Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ)]
 DurationMs = Annotated[int, Meta(ge=0, le=MAX_DURATION_MS)]
+TokenCount = Annotated[int, Meta(ge=0, le=MAX_TOKEN_COUNT)]
+TenantLimit = Annotated[int, Meta(ge=1, le=MAX_TENANT_LIMIT)]
+PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]

@@ -8,7 +8,7 @@ from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from chat_sessions.bounds import MAX_COUNT, MAX_SEQ
+from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
 from chat_sessions.caller import Caller
 from chat_sessions.messages import service
 from chat_sessions.messages.context import build_context
@@ -102,7 +102,7 @@ class MessageController(Controller):
         after_seq: Seq = None,
         before_seq: Seq = None,
         role: FromQuery[Role | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_HISTORY_PAGE)] = 100,
         cursor: FromQuery[str | None] = None,
     ) -> MessagePage:
         rows, next_cursor = await service.list_messages(

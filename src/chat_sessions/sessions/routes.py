@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import (
@@ -66,7 +67,7 @@ class SessionController(Controller):
         caller: NamedDependency[Caller],
         user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
         status: FromQuery[SessionStatus | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        limit: PageLimit = 20,
         cursor: FromQuery[str | None] = None,
     ) -> SessionPage:
         rows, next_cursor = await service.list_sessions(

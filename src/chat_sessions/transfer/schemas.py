@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
-from chat_sessions.bounds import MAX_SEQ, DurationMs
+from chat_sessions.bounds import MAX_INT32, MAX_SEQ, DurationMs, TokenCount
 from chat_sessions.messages.schemas import MessageRead, Name, Role
 from chat_sessions.sessions.schemas import Outcome, SessionRead, SessionStatus, Title, UserId
 from chat_sessions.tool_calls.schemas import ToolCallRead, ToolCallStatus
@@ -39,9 +39,9 @@ class ImportedSession(Struct, forbid_unknown_fields=True):
     updated_at: datetime | None = None
     # Present in an export; recomputed from the messages on import.
     id: Id | None = None
-    message_count: int | None = None
+    message_count: Annotated[int, Meta(ge=0, le=MAX_INT32)] | None = None
     last_message_at: datetime | None = None
-    version: int | None = None
+    version: Annotated[int, Meta(ge=1, le=MAX_INT32)] | None = None
 
 
 class ImportedMessage(Struct, forbid_unknown_fields=True):
@@ -55,7 +55,7 @@ class ImportedMessage(Struct, forbid_unknown_fields=True):
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: Name | None = None
     metadata: dict[str, Any] | None = None
-    token_count: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+    token_count: TokenCount | None = None
 
 
 class ImportedToolCall(Struct, forbid_unknown_fields=True):
