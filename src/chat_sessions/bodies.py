@@ -89,10 +89,10 @@ def _has_duplicate_keys(body: bytes) -> bool:
     is no key. So when the matches are as many as the keys the decoded document holds, no key
     was lost to a twin. Otherwise (a twin, or such a string) Python's parser, which shows
     every pair, decides.
-    Measured (bench/input_checks.py, on the benchmark's append bodies of ~250 bytes, on a
-    loaded 2-core machine): 2.1-2.5 µs a body, the exact parse alone 7.5-8 µs; about 1% of
-    an append's 225 µs of server CPU (README, Performance). For a batch of 20 both cost
-    ~30-40 µs, under a tenth of the batch's 426 µs.
+    Measured (bench/input_checks.py, best of 50 runs on a loaded 2-core machine): 1.2-2.7 µs
+    on the benchmark's append bodies of ~250 bytes, where the exact parse alone takes
+    3.7-6.3 µs: about 1% of an append's 225 µs of server CPU (README, Performance). On a batch
+    of 20 (4.7 KB) both cost 22-34 µs, 5-8% of the batch's 426 µs.
     """
     if len(_KEY_END.findall(body)) == _count_keys(_UNTYPED.decode(body)):
         return False

@@ -16,7 +16,7 @@ from msgspec import Meta
 
 # The largest value of PostgreSQL's `integer`, the type of every counter column.
 MAX_INT32 = 2**31 - 1
-# A message's seq, and every seq a query or cursor names; a session holds at most this many.
+# A message's seq, and every seq a query or cursor names: the last seq a session hands out.
 MAX_SEQ = MAX_INT32
 # A tool call's duration: about 24.8 days.
 MAX_DURATION_MS = MAX_INT32
@@ -29,7 +29,6 @@ MAX_HISTORY_PAGE = 1000
 MAX_TOKEN_COUNT = 100_000_000
 MAX_TENANT_LIMIT = 1_000_000_000
 
-Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ)]
 DurationMs = Annotated[int, Meta(ge=0, le=MAX_DURATION_MS)]
 TokenCount = Annotated[int, Meta(ge=0, le=MAX_TOKEN_COUNT)]
 TenantLimit = Annotated[int, Meta(ge=1, le=MAX_TENANT_LIMIT)]
