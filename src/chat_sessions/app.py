@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -21,9 +19,10 @@ from litestar.plugins.prometheus import PrometheusController
 
 from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import KeyCache, KeyUsage, authenticate
+from chat_sessions.bodies import check_request
 from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
-from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
+from chat_sessions.errors import EXCEPTION_HANDLERS, problem
 from chat_sessions.messages.routes import MessageController
 from chat_sessions.metrics import metrics_middleware
 from chat_sessions.ratelimit import RateLimiter
@@ -37,7 +36,6 @@ from chat_sessions.tool_calls.routes import ToolCallController
 from chat_sessions.transfer.routes import TransferController
 from chat_sessions.users.routes import erase_user_route
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 RETRY_SOON = {"Retry-After": "1"}
 
@@ -79,41 +77,6 @@ async def provide_caller(
     await tx.finish(commit=True)
 
 
-# A NUL character, as JSON writes it: `\u0000` not preceded by an escaping backslash.
-_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
-
-async def check_request(request: Request[Any, Any, Any]) -> None:
-    """Refuse, before any handler runs: a body that is not JSON (415), or one holding NUL
-    characters (400: PostgreSQL cannot store them, and both engines must answer alike), or a
-    wrong type anywhere in it (400)."""
-    if request.method not in BODY_METHODS:
-        return
-    headers = request.headers
-    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
-        if _strict_decoder(request.route_handler) is not None:
-            raise BadRequest("a JSON body is required")
-        return
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
-    body = await request.body()
-    if b"\\u0000" in body and _JSON_NUL.search(body):
-        raise BadRequest("NUL characters (\\u0000) are not accepted")
-    decoder = _strict_decoder(request.route_handler)
-    if decoder is not None:
-        try:
-            data = decoder.decode(body)
-        except msgspec.ValidationError as error:
-            raise BadRequest(f"invalid request body: {error}") from None
-        except msgspec.DecodeError as error:
-            raise BadRequest(f"malformed JSON: {error}") from None
-        # Hand Litestar the decoded body instead of letting it decode the bytes again:
-        # `Request.json()` returns this cached value, and msgspec's conversion to the
-        # handler's type passes an instance of that type through unchanged.
-        request._connection_state.json = data
-
-
 async def check_tenant_request(request: Request[Any, Any, Any]) -> None:
     """Tenant routes: the API key first, so a request without one is a 401 whatever else is
     wrong with it, then the body. (A hook rather than a guard: Litestar copies the route
@@ -122,18 +85,6 @@ async def check_tenant_request(request: Request[Any, Any, Any]) -> None:
     await state.schema_gate.check(state.database)
     await authenticate(request)
     await check_request(request)
-
-
-def _strict_decoder(handler: Any) -> msgspec.json.Decoder[Any] | None:
-    """A strict decoder for the handler's body type, made once per handler.
-
-    Litestar converts bodies in msgspec's lax mode, where "5" passes for 5 and "true" for
-    true; the contract says a wrong type is a 400, so bodies are checked strictly first.
-    """
-    if "strict_decoder" not in handler.opt:
-        field = handler.parsed_fn_signature.parameters.get("data")
-        handler.opt["strict_decoder"] = msgspec.json.Decoder(field.annotation) if field else None
-    return handler.opt["strict_decoder"]  # type: ignore[no-any-return]
 
 
 @get("/health", tags=["operations"], summary="200 while the process serves")

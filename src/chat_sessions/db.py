@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.sql import sqltypes
 
+from chat_sessions.jsonvalues import encode_for_storage
 from chat_sessions.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 
-def _json_serializer(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
+# Numbers are stored as PostgreSQL's jsonb keeps them, on both engines (see there).
+_json_serializer = encode_for_storage
 
 
 class Prepared:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.errors import BadRequest
 
 MAX_CURSOR_LENGTH = 512
@@ -48,6 +49,9 @@ def decode_cursor(cursor: str, scope: tuple[Any, ...], types: tuple[type, ...]) 
     position = decoded[1:]
     for value, expected in zip(position, types, strict=True):
         if not isinstance(value, expected) or isinstance(value, bool):
+            raise BadRequest("invalid cursor")
+        # A cursor's integers are seqs; a forged one must not reach the database out of range.
+        if isinstance(value, int) and not 0 <= value <= MAX_SEQ:
             raise BadRequest("invalid cursor")
     return position
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from chat_sessions.admin import service
 from chat_sessions.admin.schemas import (
@@ -20,6 +18,7 @@ from chat_sessions.admin.schemas import (
     TenantUpdate,
 )
 from chat_sessions.auth import admin_guard
+from chat_sessions.bounds import PageLimit
 from chat_sessions.db import Transaction
 from chat_sessions.wire import from_row, from_rows
 
@@ -40,7 +39,7 @@ class AdminController(Controller):
     async def list_tenants(
         self,
         tx: NamedDependency[Transaction],
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        limit: PageLimit = 20,
         cursor: FromQuery[str | None] = None,
     ) -> TenantPage:
         rows, next_cursor = await service.list_tenants(tx, limit=limit, cursor=cursor)

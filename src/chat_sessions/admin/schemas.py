@@ -7,24 +7,25 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from chat_sessions.bounds import TenantLimit
+
 TenantName = Annotated[str, Meta(min_length=1, max_length=200)]
-Positive = Annotated[int, Meta(ge=1, le=1_000_000_000)]
 
 
 class TenantCreate(Struct, forbid_unknown_fields=True):
     name: TenantName
-    max_sessions: Positive | None = None
-    retention_days: Positive | None = None
-    rate_limit_per_minute: Positive | None = None
+    max_sessions: TenantLimit | None = None
+    retention_days: TenantLimit | None = None
+    rate_limit_per_minute: TenantLimit | None = None
 
 
 class TenantUpdate(Struct, forbid_unknown_fields=True):
     """Absent fields stay; null clears a limit."""
 
     name: TenantName | UnsetType = UNSET
-    max_sessions: Positive | UnsetType | None = UNSET
-    retention_days: Positive | UnsetType | None = UNSET
-    rate_limit_per_minute: Positive | UnsetType | None = UNSET
+    max_sessions: TenantLimit | UnsetType | None = UNSET
+    retention_days: TenantLimit | UnsetType | None = UNSET
+    rate_limit_per_minute: TenantLimit | UnsetType | None = UNSET
 
 
 class TenantRead(Struct):

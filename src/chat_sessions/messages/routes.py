@@ -8,6 +8,7 @@ from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
 from chat_sessions.caller import Caller
 from chat_sessions.messages import service
 from chat_sessions.messages.context import build_context
@@ -32,9 +33,11 @@ IdempotencyKey = Annotated[
 ]
 ExpectedLastSeq = Annotated[
     int | None,
-    QueryParameter(ge=0, description="Store only if the session's highest seq is still this"),
+    QueryParameter(
+        ge=0, le=MAX_SEQ, description="Store only if the session's highest seq is still this"
+    ),
 ]
-Seq = Annotated[int | None, QueryParameter(ge=0)]
+Seq = Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)]
 
 
 class MessageController(Controller):
@@ -99,7 +102,7 @@ class MessageController(Controller):
         after_seq: Seq = None,
         before_seq: Seq = None,
         role: FromQuery[Role | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_HISTORY_PAGE)] = 100,
         cursor: FromQuery[str | None] = None,
     ) -> MessagePage:
         rows, next_cursor = await service.list_messages(
@@ -132,7 +135,9 @@ class MessageController(Controller):
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
-        after_seq: Annotated[int, QueryParameter(ge=0, description="0 clears the history")],
+        after_seq: Annotated[
+            int, QueryParameter(ge=0, le=MAX_SEQ, description="0 clears the history")
+        ],
     ) -> Truncation:
         deleted = await service.truncate_after(
             caller.tx, tenant_id=caller.tenant_id, session_id=session_id, after_seq=after_seq
@@ -144,8 +149,8 @@ class MessageController(Controller):
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
-        max_messages: Annotated[int | None, QueryParameter(ge=1)] = None,
-        max_tokens: Annotated[int | None, QueryParameter(ge=1)] = None,
+        max_messages: Annotated[int | None, QueryParameter(ge=1, le=MAX_COUNT)] = None,
+        max_tokens: Annotated[int | None, QueryParameter(ge=1, le=MAX_COUNT)] = None,
     ) -> Context:
         chosen = await build_context(
             caller.tx,

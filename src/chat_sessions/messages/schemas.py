@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from chat_sessions.bounds import TokenCount
+
 Role = Literal["system", "user", "assistant", "tool"]
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
 MAX_BATCH = 500
@@ -19,7 +21,7 @@ class MessageCreate(Struct, forbid_unknown_fields=True):
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: Name | None = None
     metadata: dict[str, Any] | None = None
-    token_count: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+    token_count: TokenCount | None = None
 
 
 class MessageBatch(Struct, forbid_unknown_fields=True):

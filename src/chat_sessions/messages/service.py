@@ -17,6 +17,7 @@ import msgspec
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Row
 
+from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
@@ -89,10 +90,16 @@ def _history_statement(
 
 
 def parse_idempotency_key(header: str | None) -> str | None:
-    """The key from an `Idempotency-Key` header, bare or as a quoted string."""
+    """The key from an `Idempotency-Key` header, bare or as a quoted string, as UTF-8 text.
+
+    Header values reach us as Latin-1 (the bytes as sent, one character each): a key that is
+    not UTF-8 is refused, so one key is never stored as two different strings."""
     if header is None:
         return None
-    key = header.strip()
+    try:
+        key = header.encode("latin-1").decode("utf-8").strip()
+    except UnicodeError:
+        raise BadRequest("Idempotency-Key must be UTF-8 text") from None
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
@@ -199,6 +206,10 @@ async def append_messages(
     if not advanced_rows:
         raise not_found()
     last_seq = advanced_rows[0][0]
+    if last_seq > MAX_SEQ:
+        # SQLite's integer column would take it; PostgreSQL's refuses it (the statement above
+        # fails there with a 400 "cannot be stored"): both answer 400, nothing stored.
+        raise BadRequest(f"this session has reached the last seq there is, {MAX_SEQ}")
     first_seq = last_seq - count + 1
     if expected_last_seq is not None and first_seq - 1 != expected_last_seq:
         raise PreconditionFailed(

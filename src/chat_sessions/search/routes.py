@@ -8,6 +8,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
+from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.messages.schemas import Role
 from chat_sessions.search.schemas import SearchHit, SearchResults
@@ -22,7 +23,7 @@ async def search(
     session_id: FromQuery[str | None] = None,
     user_id: FromQuery[str | None] = None,
     role: FromQuery[Role | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    limit: PageLimit = 20,
 ) -> SearchResults:
     rows = await search_messages(
         caller.tx,

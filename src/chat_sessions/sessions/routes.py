@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import (
@@ -24,6 +25,14 @@ IfMatch = Annotated[
     str | None,
     HeaderParameter(name="If-Match", description="412 unless it names the session's ETag"),
 ]
+
+
+def every_if_match(request: Request[Any, Any, Any], if_match: str | None) -> str | None:
+    """The whole `If-Match` list: Litestar hands a header parameter its first line only, and
+    RFC 9110 reads several lines as one list joined by commas."""
+    if if_match is None:
+        return None
+    return ", ".join(request.headers.getall("if-match"))
 
 
 def _one(row: Any, status_code: int = 200, **headers: str) -> Response[SessionRead]:
@@ -58,7 +67,7 @@ class SessionController(Controller):
         caller: NamedDependency[Caller],
         user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
         status: FromQuery[SessionStatus | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        limit: PageLimit = 20,
         cursor: FromQuery[str | None] = None,
     ) -> SessionPage:
         rows, next_cursor = await service.list_sessions(
@@ -87,6 +96,7 @@ class SessionController(Controller):
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
         data: JSONBody[SessionUpdate],
+        request: Request[Any, Any, Any],
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
         row = await service.update_session(
@@ -94,7 +104,7 @@ class SessionController(Controller):
             tenant_id=caller.tenant_id,
             session_id=session_id,
             changes=data,
-            if_match=if_match,
+            if_match=every_if_match(request, if_match),
             max_json_bytes=caller.settings.max_json_bytes,
         )
         return _one(row)
@@ -105,6 +115,7 @@ class SessionController(Controller):
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
         data: JSONBody[dict[str, Any]],
+        request: Request[Any, Any, Any],
         if_match: IfMatch = None,
     ) -> Response[SessionRead]:
         row = await service.replace_traits(
@@ -112,7 +123,7 @@ class SessionController(Controller):
             tenant_id=caller.tenant_id,
             session_id=session_id,
             traits=data,
-            if_match=if_match,
+            if_match=every_if_match(request, if_match),
             max_json_bytes=caller.settings.max_json_bytes,
         )
         return _one(row)
@@ -122,5 +133,12 @@ class SessionController(Controller):
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        if_match: IfMatch = None,
     ) -> None:
-        await service.delete_session(caller.tx, tenant_id=caller.tenant_id, session_id=session_id)
+        await service.delete_session(
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            if_match=every_if_match(request, if_match),
+        )

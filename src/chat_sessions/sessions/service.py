@@ -7,13 +7,14 @@ import functools
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 from sqlalchemy import Select, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import Row
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest, NotFound, PreconditionFailed
-from chat_sessions.jsonvalues import check_json, merge_patch
+from chat_sessions.jsonvalues import check_json, merge_patch, storable_json
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
@@ -57,7 +58,11 @@ def etag(version: int) -> str:
 
 
 def check_if_match(if_match: str | None, version: int) -> None:
-    """412 unless `If-Match` (when given) names the session's current ETag, or is `*`."""
+    """412 unless `If-Match` (when given) names the session's current ETag, or is `*`.
+
+    `if_match` is a list of entity tags (RFC 9110 13.1.1: every `If-Match` line, joined by
+    commas); any one matching is enough, by strong comparison (a weak `W/"2"` never matches).
+    Our tags are digits in quotes, so splitting at commas is exact. A bare `2` is taken too."""
     if if_match is None:
         return
     candidates = [tag.strip() for tag in if_match.split(",")]
@@ -65,6 +70,11 @@ def check_if_match(if_match: str | None, version: int) -> None:
     if "*" in candidates or current in candidates or str(version) in candidates:
         return
     raise PreconditionFailed(f"the session has changed: its ETag is now {current}")
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON, types included (in Python 1 == 1.0 == True), key order aside."""
+    return msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted")
 
 
 _CREATE = insert(sessions).returning(*SESSION_COLUMNS)
@@ -201,15 +211,17 @@ async def update_session(
     """Apply a PATCH under the session row's lock, so concurrent merge patches lose nothing."""
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
     check_if_match(if_match, current.version)
+    # Only what differs is written: a PATCH that changes nothing keeps version and updated_at.
     values: dict[str, Any] = {
         name: value
         for name in ("title", "user_id", "status", "result", "error")
-        if (value := getattr(changes, name)) is not UNSET
+        if (value := getattr(changes, name)) is not UNSET and value != getattr(current, name)
     }
     if changes.traits is not UNSET:
         traits = merge_patch(current.traits, changes.traits)
         check_json(traits, "traits", max_json_bytes)
-        values["traits"] = traits
+        if not _same_json(storable_json(traits), current.traits):
+            values["traits"] = traits
     if not values:
         return current
     return await _write_session(tx, tenant_id=tenant_id, session_id=session_id, values=values)
@@ -227,13 +239,20 @@ async def replace_traits(
     check_json(traits, "traits", max_json_bytes)
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
     check_if_match(if_match, current.version)
+    if _same_json(storable_json(traits), current.traits):
+        return current
     return await _write_session(
         tx, tenant_id=tenant_id, session_id=session_id, values={"traits": traits}
     )
 
 
-async def delete_session(tx: Transaction, *, tenant_id: str, session_id: str) -> None:
+async def delete_session(
+    tx: Transaction, *, tenant_id: str, session_id: str, if_match: str | None = None
+) -> None:
     """Delete the session; the database's cascade deletes its messages and tool calls."""
+    if if_match is not None:
+        current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
+        check_if_match(if_match, current.version)
     result = await tx.execute(
         delete(sessions).where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
+from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.tool_calls import service
 from chat_sessions.tool_calls.schemas import (
@@ -64,7 +63,7 @@ class ToolCallController(Controller):
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
         status: FromQuery[ToolCallStatus | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        limit: PageLimit = 20,
         cursor: FromQuery[str | None] = None,
     ) -> ToolCallPage:
         rows, next_cursor = await service.list_tool_calls(

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from chat_sessions.bounds import MAX_INT32, MAX_SEQ, DurationMs, TokenCount
 from chat_sessions.messages.schemas import MessageRead, Name, Role
 from chat_sessions.sessions.schemas import Outcome, SessionRead, SessionStatus, Title, UserId
 from chat_sessions.tool_calls.schemas import ToolCallRead, ToolCallStatus
@@ -38,13 +39,13 @@ class ImportedSession(Struct, forbid_unknown_fields=True):
     updated_at: datetime | None = None
     # Present in an export; recomputed from the messages on import.
     id: Id | None = None
-    message_count: int | None = None
+    message_count: Annotated[int, Meta(ge=0, le=MAX_INT32)] | None = None
     last_message_at: datetime | None = None
-    version: int | None = None
+    version: Annotated[int, Meta(ge=1, le=MAX_INT32)] | None = None
 
 
 class ImportedMessage(Struct, forbid_unknown_fields=True):
-    seq: Annotated[int, Meta(ge=1)]
+    seq: Annotated[int, Meta(ge=1, le=MAX_SEQ)]
     role: Role
     content: str
     created_at: datetime
@@ -54,7 +55,7 @@ class ImportedMessage(Struct, forbid_unknown_fields=True):
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: Name | None = None
     metadata: dict[str, Any] | None = None
-    token_count: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+    token_count: TokenCount | None = None
 
 
 class ImportedToolCall(Struct, forbid_unknown_fields=True):
@@ -65,7 +66,7 @@ class ImportedToolCall(Struct, forbid_unknown_fields=True):
     status: ToolCallStatus = "pending"
     result: Any = None
     error: str | None = None
-    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    duration_ms: DurationMs | None = None
     completed_at: datetime | None = None
     message_id: Id | None = None
     id: Id | None = None
