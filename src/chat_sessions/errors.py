@@ -8,6 +8,7 @@ Never an HTML page, never a stack trace, never a 500 for something the client se
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -106,6 +107,9 @@ _TITLES = {
 # Litestar's words (litestar/connection/request.py) when `receive` answers a disconnect
 # while the body is read: the client went away (or missed REQUEST_READ_TIMEOUT_SECONDS).
 CLIENT_DISCONNECTED = "client disconnected prematurely"
+# msgspec's messages quote the offending value ("Invalid enum value 'x'"); types it names
+# in backticks stay.
+_QUOTED_VALUE = re.compile(r"'[^']*'")
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -122,7 +126,11 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         # Validation details name the field and the rule; values the client sent are dropped,
         # so nothing from a body or query string is echoed back.
         extra["errors"] = [
-            {k: v for k, v in item.items() if k in ("key", "message", "source")}
+            {
+                k: _QUOTED_VALUE.sub("'…'", v) if k == "message" and isinstance(v, str) else v
+                for k, v in item.items()
+                if k in ("key", "message", "source")
+            }
             for item in exc.extra
             if isinstance(item, dict)
         ]
