@@ -24,6 +24,7 @@ from chat_sessions.auth import KeyCache, authenticate
 from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
+from chat_sessions.http import App
 from chat_sessions.messages.routes import MessageController
 from chat_sessions.metrics import metrics_middleware
 from chat_sessions.ratelimit import RateLimiter
@@ -201,7 +202,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         security=[{"bearer": []}],
     )
     admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
-    return Litestar(
+    return App(
         route_handlers=[tenant_api, admin_api, health, ready, PrometheusController],
         dependencies={
             "tx": Provide(provide_transaction),

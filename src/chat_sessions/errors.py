@@ -8,10 +8,11 @@ Never an HTML page, never a stack trace, never a 500 for something the client se
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, ValidationException
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -81,11 +82,26 @@ def problem(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
+    body = problem_body(status, title, detail, extra=extra)
+    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_body(
+    status: int, title: str, detail: str, *, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     if extra:
         body.update(extra)
-    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return body
+
+
+def allow_header(methods: Iterable[str]) -> str:
+    """The `Allow` value of a path with these methods: HEAD wherever GET is (see http.py)."""
+    allowed = {method.strip().upper() for method in methods}
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return ", ".join(sorted(allowed))
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
@@ -119,6 +135,8 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
         ]
     detail = exc.detail or _TITLES.get(status, "error")
     headers = dict(exc.headers or {})
+    if isinstance(exc, MethodNotAllowedException) and "allow" in headers:
+        headers["allow"] = allow_header(headers["allow"].split(","))
     return problem(status, _TITLES.get(status, "Error"), detail, headers=headers, extra=extra)
 
 
