@@ -23,10 +23,17 @@ from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import KeyCache, authenticate
 from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
-from chat_sessions.errors import EXCEPTION_HANDLERS, BadRequest, UnsupportedMediaType, problem
+from chat_sessions.errors import (
+    EXCEPTION_HANDLERS,
+    BadRequest,
+    UnsupportedMediaType,
+    problem,
+    problem_responses,
+)
 from chat_sessions.http import App
 from chat_sessions.messages.routes import MessageController
 from chat_sessions.metrics import metrics_middleware
+from chat_sessions.openapi import ClosedStructSchemaPlugin
 from chat_sessions.ratelimit import RateLimiter
 from chat_sessions.retention import cleanup_periodically
 from chat_sessions.search.routes import search
@@ -136,7 +143,12 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", tags=["operations"], summary="200 when the database answers at the latest schema")
+@get(
+    "/ready",
+    tags=["operations"],
+    summary="200 when the database answers at the latest schema",
+    responses=problem_responses(503),
+)
 async def ready(state: State) -> Response[dict[str, Any]]:
     database: Database = state.database
     try:
@@ -210,6 +222,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware],
+        plugins=[ClosedStructSchemaPlugin()],
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
         state=State(

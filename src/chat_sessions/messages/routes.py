@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
 from chat_sessions.messages import service
 from chat_sessions.messages.context import build_context
 from chat_sessions.messages.schemas import (
@@ -62,7 +63,12 @@ class MessageController(Controller):
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return from_rows(MessageRead, rows), headers
 
-    @post("/messages", status_code=201, summary="Append a message")
+    @post(
+        "/messages",
+        status_code=201,
+        summary="Append a message",
+        responses=tenant_errors(404, 409, 412, body=True),
+    )
     async def append_message(
         self,
         caller: NamedDependency[Caller],
@@ -76,7 +82,12 @@ class MessageController(Controller):
         )
         return Response(stored[0], status_code=201, headers=headers)
 
-    @post("/messages/batch", status_code=201, summary="Append up to 500 messages, all or none")
+    @post(
+        "/messages/batch",
+        status_code=201,
+        summary="Append up to 500 messages, all or none",
+        responses=tenant_errors(404, 409, 412, body=True),
+    )
     async def append_batch(
         self,
         caller: NamedDependency[Caller],
@@ -90,7 +101,11 @@ class MessageController(Controller):
         )
         return Response(MessageList(data=stored), status_code=201, headers=headers)
 
-    @get("/messages", summary="History; the last 50 are order=desc&limit=50")
+    @get(
+        "/messages",
+        summary="History; the last 50 are order=desc&limit=50",
+        responses=tenant_errors(404),
+    )
     async def list_messages(
         self,
         caller: NamedDependency[Caller],
@@ -115,7 +130,7 @@ class MessageController(Controller):
         )
         return MessagePage(data=from_columns(MessageRead, rows), next_cursor=next_cursor)
 
-    @get("/messages/{message_id:str}", summary="One message")
+    @get("/messages/{message_id:str}", summary="One message", responses=tenant_errors(404))
     async def get_message(
         self,
         caller: NamedDependency[Caller],
@@ -127,7 +142,12 @@ class MessageController(Controller):
         )
         return from_row(MessageRead, row)
 
-    @delete("/messages", status_code=200, summary="Truncate: delete every message after a seq")
+    @delete(
+        "/messages",
+        status_code=200,
+        summary="Truncate: delete every message after a seq",
+        responses=tenant_errors(404),
+    )
     async def truncate_messages(
         self,
         caller: NamedDependency[Caller],
@@ -139,7 +159,7 @@ class MessageController(Controller):
         )
         return Truncation(deleted=deleted)
 
-    @get("/context", summary="The history as a ready LLM prompt")
+    @get("/context", summary="The history as a ready LLM prompt", responses=tenant_errors(404))
     async def get_context(
         self,
         caller: NamedDependency[Caller],

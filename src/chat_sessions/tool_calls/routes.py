@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
 from chat_sessions.tool_calls import service
 from chat_sessions.tool_calls.schemas import (
     ToolCallCreate,
@@ -24,7 +25,12 @@ class ToolCallController(Controller):
     path = "/sessions/{session_id:str}/tool-calls"
     tags = ["tool calls"]
 
-    @post("/", status_code=201, summary="Record a tool call requested by the agent")
+    @post(
+        "/",
+        status_code=201,
+        summary="Record a tool call requested by the agent",
+        responses=tenant_errors(404, 409, body=True),
+    )
     async def create_tool_call(
         self,
         caller: NamedDependency[Caller],
@@ -40,7 +46,11 @@ class ToolCallController(Controller):
         )
         return from_row(ToolCallRead, row)
 
-    @patch("/{tool_call_pk:str}", summary="Move a tool call along its lifecycle")
+    @patch(
+        "/{tool_call_pk:str}",
+        summary="Move a tool call along its lifecycle",
+        responses=tenant_errors(404, 409, body=True),
+    )
     async def update_tool_call(
         self,
         caller: NamedDependency[Caller],
@@ -58,7 +68,7 @@ class ToolCallController(Controller):
         )
         return from_row(ToolCallRead, row)
 
-    @get("/", summary="Tool calls in creation order")
+    @get("/", summary="Tool calls in creation order", responses=tenant_errors(404))
     async def list_tool_calls(
         self,
         caller: NamedDependency[Caller],
