@@ -17,7 +17,6 @@ from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusController
 
 from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import KeyCache, authenticate
@@ -31,8 +30,9 @@ from chat_sessions.errors import (
     problem_responses,
 )
 from chat_sessions.http import App
+from chat_sessions.jsonvalues import decode_body
 from chat_sessions.messages.routes import MessageController
-from chat_sessions.metrics import metrics_middleware
+from chat_sessions.metrics import MetricsController, metrics_middleware
 from chat_sessions.openapi import ClosedStructSchemaPlugin
 from chat_sessions.ratelimit import RateLimiter
 from chat_sessions.retention import cleanup_periodically
@@ -107,7 +107,7 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     decoder = _strict_decoder(request.route_handler)
     if decoder is not None:
         try:
-            data = decoder.decode(body)
+            data = decode_body(decoder, body)
         except msgspec.ValidationError as error:
             raise BadRequest(f"invalid request body: {error}") from None
         except msgspec.DecodeError as error:
@@ -215,7 +215,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
     return App(
-        route_handlers=[tenant_api, admin_api, health, ready, PrometheusController],
+        route_handlers=[tenant_api, admin_api, health, ready, MetricsController],
         dependencies={
             "tx": Provide(provide_transaction),
         },

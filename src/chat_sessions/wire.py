@@ -11,6 +11,10 @@ from msgspec import Struct
 
 S = TypeVar("S", bound=Struct)
 
+# The largest integer a seq, a duration or a count query may hold: what an INTEGER column
+# stores on PostgreSQL (SQLite stores up to 2**63 - 1), so both engines answer alike.
+MAX_STORED_INT = 2**31 - 1
+
 
 @functools.cache
 def _fields_of(shape: type[Struct]) -> Callable[[Any], tuple[Any, ...]]:

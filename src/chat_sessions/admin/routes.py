@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from chat_sessions.admin import service
 from chat_sessions.admin.schemas import (
@@ -20,6 +20,7 @@ from chat_sessions.admin.schemas import (
 from chat_sessions.auth import admin_guard
 from chat_sessions.db import Transaction
 from chat_sessions.errors import admin_errors
+from chat_sessions.pagination import Cursor
 from chat_sessions.wire import from_row, from_rows
 
 
@@ -45,7 +46,7 @@ class AdminController(Controller):
         self,
         tx: NamedDependency[Transaction],
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> TenantPage:
         rows, next_cursor = await service.list_tenants(tx, limit=limit, cursor=cursor)
         return TenantPage(data=from_rows(TenantRead, rows), next_cursor=next_cursor)

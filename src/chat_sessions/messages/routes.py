@@ -22,20 +22,26 @@ from chat_sessions.messages.schemas import (
     Role,
     Truncation,
 )
-from chat_sessions.wire import from_columns, from_row, from_rows
+from chat_sessions.pagination import Cursor
+from chat_sessions.wire import MAX_STORED_INT, from_columns, from_row, from_rows
 
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
         name="Idempotency-Key",
+        min_length=1,
         description="Retry-safe appends: the same key and body answer the original again",
     ),
 ]
 ExpectedLastSeq = Annotated[
     int | None,
-    QueryParameter(ge=0, description="Store only if the session's highest seq is still this"),
+    QueryParameter(
+        ge=0,
+        le=MAX_STORED_INT,
+        description="Store only if the session's highest seq is still this",
+    ),
 ]
-Seq = Annotated[int | None, QueryParameter(ge=0)]
+Seq = Annotated[int | None, QueryParameter(ge=0, le=MAX_STORED_INT)]
 
 
 class MessageController(Controller):
@@ -115,7 +121,7 @@ class MessageController(Controller):
         before_seq: Seq = None,
         role: FromQuery[Role | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> MessagePage:
         rows, next_cursor = await service.list_messages(
             caller.tx,
@@ -152,7 +158,9 @@ class MessageController(Controller):
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
-        after_seq: Annotated[int, QueryParameter(ge=0, description="0 clears the history")],
+        after_seq: Annotated[
+            int, QueryParameter(ge=0, le=MAX_STORED_INT, description="0 clears the history")
+        ],
     ) -> Truncation:
         deleted = await service.truncate_after(
             caller.tx, tenant_id=caller.tenant_id, session_id=session_id, after_seq=after_seq
@@ -164,8 +172,8 @@ class MessageController(Controller):
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
-        max_messages: Annotated[int | None, QueryParameter(ge=1)] = None,
-        max_tokens: Annotated[int | None, QueryParameter(ge=1)] = None,
+        max_messages: Annotated[int | None, QueryParameter(ge=1, le=MAX_STORED_INT)] = None,
+        max_tokens: Annotated[int | None, QueryParameter(ge=1, le=MAX_STORED_INT)] = None,
     ) -> Context:
         chosen = await build_context(
             caller.tx,

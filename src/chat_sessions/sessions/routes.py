@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
+from chat_sessions.pagination import Cursor
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import (
     SessionCreate,
@@ -60,7 +61,7 @@ class SessionController(Controller):
         user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
         status: FromQuery[SessionStatus | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> SessionPage:
         rows, next_cursor = await service.list_sessions(
             caller.tx,

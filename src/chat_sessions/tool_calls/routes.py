@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
+from chat_sessions.pagination import Cursor
 from chat_sessions.tool_calls import service
 from chat_sessions.tool_calls.schemas import (
     ToolCallCreate,
@@ -75,7 +76,7 @@ class ToolCallController(Controller):
         session_id: FromPath[str],
         status: FromQuery[ToolCallStatus | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> ToolCallPage:
         rows, next_cursor = await service.list_tool_calls(
             caller.tx,

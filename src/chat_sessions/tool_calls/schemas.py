@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from chat_sessions.wire import MAX_STORED_INT
+
 ToolCallStatus = Literal["pending", "executing", "completed", "failed"]
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
 
@@ -23,7 +25,7 @@ class ToolCallUpdate(Struct, forbid_unknown_fields=True):
     status: ToolCallStatus
     result: Any | UnsetType = UNSET
     error: Annotated[str, Meta(max_length=65536)] | UnsetType | None = UNSET
-    duration_ms: Annotated[int, Meta(ge=0)] | UnsetType | None = UNSET
+    duration_ms: Annotated[int, Meta(ge=0, le=MAX_STORED_INT)] | UnsetType | None = UNSET
 
 
 class ToolCallRead(Struct):

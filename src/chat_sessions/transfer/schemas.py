@@ -7,7 +7,7 @@ read for mapping only and never reused: an import always gets new ids in the cal
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -15,6 +15,7 @@ from msgspec import Meta, Struct
 from chat_sessions.messages.schemas import MessageRead, Name, Role
 from chat_sessions.sessions.schemas import Outcome, SessionRead, SessionStatus, Title, UserId
 from chat_sessions.tool_calls.schemas import ToolCallRead, ToolCallStatus
+from chat_sessions.wire import MAX_STORED_INT
 
 FORMAT = "chat-sessions.v1"
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -44,7 +45,7 @@ class ImportedSession(Struct, forbid_unknown_fields=True):
 
 
 class ImportedMessage(Struct, forbid_unknown_fields=True):
-    seq: Annotated[int, Meta(ge=1)]
+    seq: Annotated[int, Meta(ge=1, le=MAX_STORED_INT)]
     role: Role
     content: str
     created_at: datetime
@@ -65,7 +66,7 @@ class ImportedToolCall(Struct, forbid_unknown_fields=True):
     status: ToolCallStatus = "pending"
     result: Any = None
     error: str | None = None
-    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    duration_ms: Annotated[int, Meta(ge=0, le=MAX_STORED_INT)] | None = None
     completed_at: datetime | None = None
     message_id: Id | None = None
     id: Id | None = None
@@ -73,7 +74,7 @@ class ImportedToolCall(Struct, forbid_unknown_fields=True):
 
 
 class ImportDocument(Struct, forbid_unknown_fields=True):
-    format: str
+    format: Literal["chat-sessions.v1"]  # FORMAT
     session: ImportedSession
     messages: list[ImportedMessage] = msgspec.field(default_factory=list)
     tool_calls: list[ImportedToolCall] = msgspec.field(default_factory=list)

@@ -16,7 +16,7 @@ from chat_sessions.users.service import Erasure, erase_user
     status_code=200,
     tags=["users"],
     summary="Erase an end-user: every session of theirs in this tenant",
-    responses=tenant_errors(),
+    responses=tenant_errors(404),  # an encoded slash in the user id
 )
 async def erase_user_route(caller: NamedDependency[Caller], user_id: FromPath[str]) -> Erasure:
     return Erasure(
