@@ -15,16 +15,17 @@ from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusController
 
 from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import KeyCache, KeyUsage, authenticate
 from chat_sessions.bodies import check_request
 from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
-from chat_sessions.errors import EXCEPTION_HANDLERS, problem
+from chat_sessions.errors import EXCEPTION_HANDLERS, problem, problem_responses
+from chat_sessions.http import App
 from chat_sessions.messages.routes import MessageController
-from chat_sessions.metrics import metrics_middleware
+from chat_sessions.metrics import MetricsController, metrics_middleware
+from chat_sessions.openapi import ClosedStructSchemaPlugin
 from chat_sessions.ratelimit import RateLimiter
 from chat_sessions.retention import cleanup_periodically
 from chat_sessions.schema_gate import SchemaGate
@@ -92,7 +93,12 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", tags=["operations"], summary="200 when the database answers at the latest schema")
+@get(
+    "/ready",
+    tags=["operations"],
+    summary="200 when the database answers at the latest schema",
+    responses=problem_responses(503),
+)
 async def ready(state: State) -> Response[dict[str, Any]]:
     database: Database = state.database
     try:
@@ -171,14 +177,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         security=[{"bearer": []}],
     )
     admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
-    return Litestar(
+    return App(
         # Without ADMIN_TOKEN the admin routes do not exist: 404 for every method, not 405.
         route_handlers=[
             tenant_api,
             *([admin_api] if settings.admin_token else []),
             health,
             ready,
-            PrometheusController,
+            MetricsController,
         ],
         dependencies={
             "tx": Provide(provide_transaction),
@@ -186,6 +192,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware],
+        plugins=[ClosedStructSchemaPlugin()],
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
         state=State(

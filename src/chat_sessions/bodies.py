@@ -25,6 +25,7 @@ import msgspec
 from litestar import Request
 
 from chat_sessions.errors import BadRequest, NotFound, UnsupportedMediaType
+from chat_sessions.jsonvalues import decode_body
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -70,7 +71,7 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     decoder = _strict_decoder(request.route_handler)
     if decoder is not None:
         try:
-            data = decoder.decode(body)
+            data = decode_body(decoder, body)
         except msgspec.ValidationError as error:
             raise BadRequest(f"invalid request body: {error}") from None
         except msgspec.DecodeError as error:

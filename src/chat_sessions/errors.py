@@ -9,16 +9,73 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, ValidationException
+from litestar.openapi import ResponseSpec
+from msgspec import Struct
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 log = logging.getLogger("chat_sessions")
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class ValidationItem(Struct):
+    message: str
+    key: str | None = None
+    source: str | None = None
+
+
+class Problem(Struct):
+    """An error, as every route answers it: RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ValidationItem] | None = None
+
+
+_WHEN = {
+    400: "Malformed JSON, a wrong type, an unknown field or value, an invalid cursor",
+    401: "A missing, unknown or revoked key (with `WWW-Authenticate: Bearer`)",
+    404: "No such resource in this tenant",
+    409: "Conflicts with what is stored",
+    412: "A precondition (`If-Match`, `expected_last_seq`) does not hold",
+    413: "The body, a message's content or a JSON value is over its limit",
+    415: "The body is not `application/json`",
+    429: "Over the tenant's rate limit (with `Retry-After`)",
+    503: "The database is unavailable; nothing was changed, retry (with `Retry-After`)",
+}
+
+
+def tenant_errors(*statuses: int, body: bool = False) -> dict[int, ResponseSpec]:
+    """The errors a tenant route answers, for its OpenAPI `responses`: those of every tenant
+    route (400, 401, 429, 503), those of a route that reads a body (413, 415), and `statuses`."""
+    return problem_responses(400, 401, 429, 503, *((413, 415) if body else ()), *statuses)
+
+
+def admin_errors(*statuses: int, body: bool = False) -> dict[int, ResponseSpec]:
+    """`tenant_errors` of an admin route: no rate limit; 404 on every one while ADMIN_TOKEN is
+    unset."""
+    return problem_responses(400, 401, 404, 503, *((413, 415) if body else ()), *statuses)
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI `responses` for these statuses, each an RFC 9457 problem document."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            description=_WHEN[status],
+            generate_examples=False,
+        )
+        for status in sorted(set(statuses))
+    }
 
 
 class DomainError(Exception):
@@ -82,11 +139,26 @@ def problem(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
+    body = problem_body(status, title, detail, extra=extra)
+    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_body(
+    status: int, title: str, detail: str, *, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     if extra:
         body.update(extra)
-    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return body
+
+
+def allow_header(methods: Iterable[str]) -> str:
+    """The `Allow` value of a path with these methods: HEAD wherever GET is (see http.py)."""
+    allowed = {method.strip().upper() for method in methods}
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return ", ".join(sorted(allowed))
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
@@ -139,6 +211,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         # Litestar's detail names the URL with its query string, values included.
         detail = f"Validation failed for {request.method} {request.url.path}"
     headers = dict(exc.headers or {})
+    if isinstance(exc, MethodNotAllowedException) and "allow" in headers:
+        headers["allow"] = allow_header(headers["allow"].split(","))
     return problem(status, _TITLES.get(status, "Error"), detail, headers=headers, extra=extra)
 
 

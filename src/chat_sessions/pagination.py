@@ -11,14 +11,24 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+from litestar.params import QueryParameter
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.errors import BadRequest
 
 MAX_CURSOR_LENGTH = 512
+# The query parameter of every listing.
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=MAX_CURSOR_LENGTH,
+        description="`next_cursor` of the previous page; any other value is 400",
+    ),
+]
 RowT = TypeVar("RowT")
 
 

@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
 from chat_sessions.messages import service
 from chat_sessions.messages.context import build_context
 from chat_sessions.messages.schemas import (
@@ -22,12 +23,14 @@ from chat_sessions.messages.schemas import (
     Role,
     Truncation,
 )
+from chat_sessions.pagination import Cursor
 from chat_sessions.wire import from_columns, from_row, from_rows
 
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
         name="Idempotency-Key",
+        min_length=1,
         description="Retry-safe appends: the same key and body answer the original again",
     ),
 ]
@@ -65,7 +68,12 @@ class MessageController(Controller):
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return from_rows(MessageRead, rows), headers
 
-    @post("/messages", status_code=201, summary="Append a message")
+    @post(
+        "/messages",
+        status_code=201,
+        summary="Append a message",
+        responses=tenant_errors(404, 409, 412, body=True),
+    )
     async def append_message(
         self,
         caller: NamedDependency[Caller],
@@ -79,7 +87,12 @@ class MessageController(Controller):
         )
         return Response(stored[0], status_code=201, headers=headers)
 
-    @post("/messages/batch", status_code=201, summary="Append up to 500 messages, all or none")
+    @post(
+        "/messages/batch",
+        status_code=201,
+        summary="Append up to 500 messages, all or none",
+        responses=tenant_errors(404, 409, 412, body=True),
+    )
     async def append_batch(
         self,
         caller: NamedDependency[Caller],
@@ -93,7 +106,11 @@ class MessageController(Controller):
         )
         return Response(MessageList(data=stored), status_code=201, headers=headers)
 
-    @get("/messages", summary="History; the last 50 are order=desc&limit=50")
+    @get(
+        "/messages",
+        summary="History; the last 50 are order=desc&limit=50",
+        responses=tenant_errors(404),
+    )
     async def list_messages(
         self,
         caller: NamedDependency[Caller],
@@ -103,7 +120,7 @@ class MessageController(Controller):
         before_seq: Seq = None,
         role: FromQuery[Role | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_HISTORY_PAGE)] = 100,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> MessagePage:
         rows, next_cursor = await service.list_messages(
             caller.tx,
@@ -118,7 +135,7 @@ class MessageController(Controller):
         )
         return MessagePage(data=from_columns(MessageRead, rows), next_cursor=next_cursor)
 
-    @get("/messages/{message_id:str}", summary="One message")
+    @get("/messages/{message_id:str}", summary="One message", responses=tenant_errors(404))
     async def get_message(
         self,
         caller: NamedDependency[Caller],
@@ -130,7 +147,12 @@ class MessageController(Controller):
         )
         return from_row(MessageRead, row)
 
-    @delete("/messages", status_code=200, summary="Truncate: delete every message after a seq")
+    @delete(
+        "/messages",
+        status_code=200,
+        summary="Truncate: delete every message after a seq",
+        responses=tenant_errors(404),
+    )
     async def truncate_messages(
         self,
         caller: NamedDependency[Caller],
@@ -144,7 +166,7 @@ class MessageController(Controller):
         )
         return Truncation(deleted=deleted)
 
-    @get("/context", summary="The history as a ready LLM prompt")
+    @get("/context", summary="The history as a ready LLM prompt", responses=tenant_errors(404))
     async def get_context(
         self,
         caller: NamedDependency[Caller],

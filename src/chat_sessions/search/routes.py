@@ -10,13 +10,19 @@ from litestar.params import FromQuery, QueryParameter
 
 from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
 from chat_sessions.messages.schemas import Role
 from chat_sessions.search.schemas import SearchHit, SearchResults
 from chat_sessions.search.service import search_messages
 from chat_sessions.wire import from_rows
 
 
-@get("/search", tags=["search"], summary="Full-text search over this tenant's messages")
+@get(
+    "/search",
+    tags=["search"],
+    summary="Full-text search over this tenant's messages",
+    responses=tenant_errors(),
+)
 async def search(
     caller: NamedDependency[Caller],
     q: Annotated[str, QueryParameter(max_length=1000, description="plain text; every word")],

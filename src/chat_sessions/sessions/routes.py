@@ -10,6 +10,8 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
+from chat_sessions.pagination import Cursor
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import (
     SessionCreate,
@@ -47,7 +49,7 @@ class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
 
-    @post("/", status_code=201, summary="Create a session")
+    @post("/", status_code=201, summary="Create a session", responses=tenant_errors(409, body=True))
     async def create_session(
         self,
         caller: NamedDependency[Caller],
@@ -61,14 +63,14 @@ class SessionController(Controller):
         )
         return _one(row, 201, Location=f"/v1/sessions/{row.id}")
 
-    @get("/", summary="List sessions, newest activity first")
+    @get("/", summary="List sessions, newest activity first", responses=tenant_errors())
     async def list_sessions(
         self,
         caller: NamedDependency[Caller],
         user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
         status: FromQuery[SessionStatus | None] = None,
         limit: PageLimit = 20,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> SessionPage:
         rows, next_cursor = await service.list_sessions(
             caller.tx,
@@ -80,7 +82,7 @@ class SessionController(Controller):
         )
         return SessionPage(data=from_rows(SessionListItem, rows), next_cursor=next_cursor)
 
-    @get("/{session_id:str}", summary="Get a session (with ETag)")
+    @get("/{session_id:str}", summary="Get a session (with ETag)", responses=tenant_errors(404))
     async def get_session(
         self,
         caller: NamedDependency[Caller],
@@ -90,7 +92,11 @@ class SessionController(Controller):
             await service.get_session(caller.tx, tenant_id=caller.tenant_id, session_id=session_id)
         )
 
-    @patch("/{session_id:str}", summary="Update a session; traits as a JSON Merge Patch")
+    @patch(
+        "/{session_id:str}",
+        summary="Update a session; traits as a JSON Merge Patch",
+        responses=tenant_errors(404, 412, body=True),
+    )
     async def update_session(
         self,
         caller: NamedDependency[Caller],
@@ -109,7 +115,11 @@ class SessionController(Controller):
         )
         return _one(row)
 
-    @put("/{session_id:str}/traits", summary="Replace a session's traits wholesale")
+    @put(
+        "/{session_id:str}/traits",
+        summary="Replace a session's traits wholesale",
+        responses=tenant_errors(404, 412, body=True),
+    )
     async def replace_traits(
         self,
         caller: NamedDependency[Caller],
@@ -128,7 +138,12 @@ class SessionController(Controller):
         )
         return _one(row)
 
-    @delete("/{session_id:str}", status_code=204, summary="Delete a session and all under it")
+    @delete(
+        "/{session_id:str}",
+        status_code=204,
+        summary="Delete a session and all under it",
+        responses=tenant_errors(404),
+    )
     async def delete_session(
         self,
         caller: NamedDependency[Caller],

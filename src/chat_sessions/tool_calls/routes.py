@@ -8,6 +8,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
+from chat_sessions.pagination import Cursor
 from chat_sessions.tool_calls import service
 from chat_sessions.tool_calls.schemas import (
     ToolCallCreate,
@@ -23,7 +25,12 @@ class ToolCallController(Controller):
     path = "/sessions/{session_id:str}/tool-calls"
     tags = ["tool calls"]
 
-    @post("/", status_code=201, summary="Record a tool call requested by the agent")
+    @post(
+        "/",
+        status_code=201,
+        summary="Record a tool call requested by the agent",
+        responses=tenant_errors(404, 409, body=True),
+    )
     async def create_tool_call(
         self,
         caller: NamedDependency[Caller],
@@ -39,7 +46,11 @@ class ToolCallController(Controller):
         )
         return from_row(ToolCallRead, row)
 
-    @patch("/{tool_call_pk:str}", summary="Move a tool call along its lifecycle")
+    @patch(
+        "/{tool_call_pk:str}",
+        summary="Move a tool call along its lifecycle",
+        responses=tenant_errors(404, 409, body=True),
+    )
     async def update_tool_call(
         self,
         caller: NamedDependency[Caller],
@@ -57,14 +68,14 @@ class ToolCallController(Controller):
         )
         return from_row(ToolCallRead, row)
 
-    @get("/", summary="Tool calls in creation order")
+    @get("/", summary="Tool calls in creation order", responses=tenant_errors(404))
     async def list_tool_calls(
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
         status: FromQuery[ToolCallStatus | None] = None,
         limit: PageLimit = 20,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
     ) -> ToolCallPage:
         rows, next_cursor = await service.list_tool_calls(
             caller.tx,

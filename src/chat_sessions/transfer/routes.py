@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
 from chat_sessions.sessions.schemas import SessionRead
 from chat_sessions.sessions.service import etag
 from chat_sessions.transfer import service
@@ -18,7 +19,11 @@ class TransferController(Controller):
     path = "/sessions"
     tags = ["export and import"]
 
-    @get("/{session_id:str}/export", summary="A session, its messages and tool calls")
+    @get(
+        "/{session_id:str}/export",
+        summary="A session, its messages and tool calls",
+        responses=tenant_errors(404),
+    )
     async def export_session(
         self,
         caller: NamedDependency[Caller],
@@ -28,7 +33,12 @@ class TransferController(Controller):
             caller.tx, tenant_id=caller.tenant_id, session_id=session_id
         )
 
-    @post("/import", status_code=201, summary="Recreate an exported session under new ids")
+    @post(
+        "/import",
+        status_code=201,
+        summary="Recreate an exported session under new ids",
+        responses=tenant_errors(409, body=True),
+    )
     async def import_session(
         self,
         caller: NamedDependency[Caller],

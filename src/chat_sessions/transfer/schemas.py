@@ -7,7 +7,7 @@ read for mapping only and never reused: an import always gets new ids in the cal
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -74,7 +74,7 @@ class ImportedToolCall(Struct, forbid_unknown_fields=True):
 
 
 class ImportDocument(Struct, forbid_unknown_fields=True):
-    format: str
+    format: Literal["chat-sessions.v1"]  # FORMAT
     session: ImportedSession
     messages: list[ImportedMessage] = msgspec.field(default_factory=list)
     tool_calls: list[ImportedToolCall] = msgspec.field(default_factory=list)

@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from chat_sessions.caller import Caller
+from chat_sessions.errors import tenant_errors
 from chat_sessions.users.service import Erasure, erase_user
 
 
@@ -15,6 +16,7 @@ from chat_sessions.users.service import Erasure, erase_user
     status_code=200,
     tags=["users"],
     summary="Erase an end-user: every session of theirs in this tenant",
+    responses=tenant_errors(404),  # an encoded slash in the user id
 )
 async def erase_user_route(caller: NamedDependency[Caller], user_id: FromPath[str]) -> Erasure:
     return Erasure(

@@ -1,0 +1,52 @@
+"""The OpenAPI document's request shapes say what the server refuses.
+
+Litestar 2 documents a msgspec struct less strictly than msgspec decodes it, so clients
+generated from the document, and schemathesis, send what the server refuses:
+
+- a struct declared `forbid_unknown_fields=True` answers 400 to a field it does not know, but
+  is documented as open (`additionalProperties` unset): here it is closed;
+- a bound of 0 (`Meta(ge=0)`) is dropped, 0 being falsy where Litestar asks whether a field
+  is constrained: here every bound msgspec checks is written on the property.
+
+This extends Litestar's own struct plugin, a private class (tests/test_reliability_openapi.py
+fails loudly if it changes; Litestar is pinned below 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.openapi.spec import Schema
+from litestar.typing import FieldDefinition
+
+# msgspec's constraint -> the JSON Schema keyword (Litestar's Schema attribute) stating it.
+_BOUNDS = {
+    msgspec.inspect.IntType: {"ge": "minimum", "le": "maximum"},
+    msgspec.inspect.StrType: {"min_length": "min_length", "max_length": "max_length"},
+    msgspec.inspect.ListType: {"min_length": "min_items", "max_length": "max_items"},
+}
+
+
+class ClosedStructSchemaPlugin(StructSchemaPlugin):
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        info = msgspec.inspect.type_info(field_definition.type_)
+        assert isinstance(info, msgspec.inspect.StructType)
+        if info.forbid_unknown_fields:
+            schema.additional_properties = False
+        for field in info.fields:
+            prop = (schema.properties or {}).get(field.encode_name)
+            if isinstance(prop, Schema):
+                _write_bounds(prop, field.type)
+        return schema
+
+
+def _write_bounds(prop: Schema, shape: msgspec.inspect.Type) -> None:
+    options = shape.types if isinstance(shape, msgspec.inspect.UnionType) else (shape,)
+    for option in options:
+        for constraint, keyword in _BOUNDS.get(type(option), {}).items():
+            value = getattr(option, constraint)
+            if value is not None and getattr(prop, keyword) is None:
+                setattr(prop, keyword, value)
