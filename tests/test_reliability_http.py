@@ -31,6 +31,7 @@ async def _every_get_path(client: httpx.AsyncClient, app: Litestar, tenant: Tena
         "message_id": message.json()["id"],
         "tool_call_pk": tool_call.json()["id"],
         "path": "openapi.json",
+        "tenant_id": tenant.id,
     }
     queries = {"/v1/search": "?q=hello"}
     paths = []
