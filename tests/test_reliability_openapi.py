@@ -56,6 +56,7 @@ def test_preconditions_and_conflicts_are_documented_where_they_happen(
 ) -> None:
     paths = document["paths"]
     assert "412" in paths["/v1/sessions/{session_id}"]["patch"]["responses"]
+    assert "412" in paths["/v1/sessions/{session_id}"]["delete"]["responses"]
     assert "412" in paths["/v1/sessions/{session_id}/messages"]["post"]["responses"]
     assert (
         "409" in paths["/v1/sessions/{session_id}/tool-calls/{tool_call_pk}"]["patch"]["responses"]

@@ -60,9 +60,9 @@ def tenant_errors(*statuses: int, body: bool = False) -> dict[int, ResponseSpec]
 
 
 def admin_errors(*statuses: int, body: bool = False) -> dict[int, ResponseSpec]:
-    """`tenant_errors` of an admin route: no rate limit; 404 on every one while ADMIN_TOKEN is
-    unset."""
-    return problem_responses(400, 401, 404, 503, *((413, 415) if body else ()), *statuses)
+    """`tenant_errors` of an admin route: no tenant rate limit, but the limit on failed
+    authentications (429); 404 on every one while ADMIN_TOKEN is unset."""
+    return problem_responses(400, 401, 404, 429, 503, *((413, 415) if body else ()), *statuses)
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:

@@ -142,7 +142,7 @@ class SessionController(Controller):
         "/{session_id:str}",
         status_code=204,
         summary="Delete a session and all under it",
-        responses=tenant_errors(404),
+        responses=tenant_errors(404, 412),
     )
     async def delete_session(
         self,
