@@ -76,8 +76,7 @@ class _Plan:
 
     def values_many(self, parameter_sets: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         """Driver parameters for each set. The values are picked in C (itemgetter) and only
-        typed ones converted; rows of a batch share their timestamp and ids, so a value that
-        is the same object as the row before's is converted once."""
+        typed ones converted."""
         pick = self._pick
         if pick is None:
             return [[] for _ in parameter_sets]
@@ -88,13 +87,8 @@ class _Plan:
         else:
             rows = [list(pick(one)) for one in parameter_sets]
         for index, process in self._bind_processors:
-            last_in: Any = _UNSET
-            last_out: Any = None
             for row in rows:
-                value = row[index]
-                if value is not last_in:
-                    last_in, last_out = value, process(value)
-                row[index] = last_out
+                row[index] = process(row[index])
         return rows
 
     def multi_row_inserts(self, rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
@@ -130,14 +124,15 @@ class _Plan:
         return list(zip(*columns, strict=True))
 
 
-_UNSET = object()
 ColumnConverter = Callable[[Sequence[Any]], Sequence[Any]]
 
 
 def _column_converter(column_type: Any, dialect: Dialect) -> ColumnConverter | None:
     """What turns one column of fetched values into what SQLAlchemy would return, for the
     whole column in one call: a type's own `column_converter` (UTCDateTime's, in C), JSON
-    decoded by the engine's deserializer directly, else the type's result processor."""
+    decoded by the engine's deserializer directly (a page of 50 JSON objects: ~7.5 against
+    ~15 µs through SQLAlchemy's SQLite processor, bench/micro_prepared.py), else the type's
+    result processor."""
     own = getattr(column_type, "column_converter", None)
     if own is not None and (converter := own(dialect)) is not None:
         return converter  # type: ignore[no-any-return]
