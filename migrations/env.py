@@ -12,12 +12,9 @@ import logging.config
 from alembic import context
 from sqlalchemy import Connection
 
-from chat_sessions.db import (
-    create_postgres_engine,
-    create_sqlite_engine,
-    include_in_autogenerate,
-    set_sqlite_foreign_keys,
-)
+from chat_sessions.db.migrate import include_in_autogenerate
+from chat_sessions.db.postgres import create_postgres_engine
+from chat_sessions.db.sqlite import create_sqlite_engine, set_sqlite_foreign_keys
 from chat_sessions.models import metadata
 from chat_sessions.settings import Settings
 

@@ -8,12 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from chat_sessions.db import (
-    Database,
-    downgrade_on_connection,
-    head_revision,
-    include_in_autogenerate,
-)
+from chat_sessions.db import Database, head_revision
+from chat_sessions.db.migrate import downgrade_on_connection, include_in_autogenerate
 from chat_sessions.models import metadata
 from support import (
     TEST_DATABASE_URL,

@@ -10,7 +10,7 @@ import pytest
 from litestar import Litestar
 from prometheus_client.parser import text_string_to_metric_families
 
-import chat_sessions.db
+import chat_sessions.db.migrate
 from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from support import Tenant, make_settings
@@ -106,7 +106,9 @@ async def test_ready_is_503_json_while_the_schema_is_behind_and_200_once_migrate
     ):
         assert (await client.get("/ready")).status_code == 200
         await database.run_sync(
-            lambda connection: chat_sessions.db.downgrade_on_connection(connection, revision)
+            lambda connection: chat_sessions.db.migrate.downgrade_on_connection(
+                connection, revision
+            )
         )
         assert_problem(await client.get("/ready"), 503)
         assert (await client.get("/health")).status_code == 200  # alive, only not ready

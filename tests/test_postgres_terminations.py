@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chat_sessions.db import Database, _PostgresTransaction
+from chat_sessions.db import Database
+from chat_sessions.db.postgres import _PostgresTransaction
 from chat_sessions.settings import Settings
 from support import TEST_DATABASE_URL, Tenant, append, count_rows, new_session
 

@@ -59,7 +59,7 @@ class Refusal:
 
 
 def _refuse(database: Database, action: int, *args: str, times: int) -> Refusal:
-    return Refusal(database._writer.raw, action, *args, times=times)
+    return Refusal(database.engine._links.writer.raw, action, *args, times=times)
 
 
 async def _stored_contents(database: Database) -> list[str]:

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from chat_sessions.db import Database, SearchIndexer
+from chat_sessions.db import Database
+from chat_sessions.search.indexer import SearchIndexer
 from support import Tenant, count_rows, new_session
 
 pytestmark = [pytest.mark.sqlite_only, pytest.mark.parametrize("engine_name", ["sqlite"])]
@@ -88,7 +89,7 @@ async def test_a_search_first_indexes_a_backlog_of_up_to_its_share_and_sees_all_
     assert await indexed(database, "plum") == 0  # no background loop runs here
 
     assert await found_seqs(client, tenant, "plum") == list(range(1, 51))
-    assert await database.search_indexer.backlog() == 0
+    assert await SearchIndexer(database).backlog() == 0
 
 
 async def test_a_search_after_a_larger_burst_indexes_only_its_share_and_the_loop_the_rest(
@@ -101,7 +102,7 @@ async def test_a_search_after_a_larger_burst_indexes_only_its_share_and_the_loop
 
     # The search's own work is bounded: the oldest 50 are indexed and found, the rest wait.
     assert await found_seqs(client, tenant, "plum") == list(range(1, 51))
-    indexer = database.search_indexer
+    indexer = SearchIndexer(database)
     assert await indexer.backlog() == 30
     assert await indexed(database, "plum") == 50
 
@@ -118,7 +119,7 @@ async def test_a_failing_slice_is_logged_and_retried_later_with_nothing_lost(
 ) -> None:
     session_id = await new_session(client, tenant)
     await append_batch(client, tenant, session_id, "fig", 5)
-    indexer = database.search_indexer
+    indexer = SearchIndexer(database)
     async with database.transaction() as tx:  # the index's table gone: every slice fails
         await tx.execute(text("ALTER TABLE messages_fts RENAME TO messages_fts_away"))
 

@@ -16,8 +16,9 @@ from litestar import Litestar
 from sqlalchemy import bindparam, text
 
 from chat_sessions.app import create_app
-from chat_sessions.db import Database, SearchIndexer
+from chat_sessions.db import Database
 from chat_sessions.models import UTCDateTime
+from chat_sessions.search.indexer import SearchIndexer
 from support import (
     ADMIN,
     Tenant,

@@ -29,6 +29,7 @@ from chat_sessions.openapi import ClosedStructSchemaPlugin
 from chat_sessions.ratelimit import RateLimiter
 from chat_sessions.retention import cleanup_periodically
 from chat_sessions.schema_gate import SchemaGate
+from chat_sessions.search.backends import search_backend
 from chat_sessions.search.routes import search
 from chat_sessions.sessions.routes import SessionController
 from chat_sessions.settings import Settings
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     owns_database = database is None
     database = database or Database(settings)
     key_usage = KeyUsage()
+    searcher = search_backend(database)
     head = head_revision()
 
     @asynccontextmanager
@@ -140,8 +142,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 key_usage.flush_periodically(database, settings.api_key_usage_flush_seconds)
             )
         ]
-        if database.is_sqlite:
-            background.append(asyncio.create_task(database.search_indexer.run()))
+        background.append(asyncio.create_task(searcher.run_in_background()))
         if settings.cleanup_interval_seconds:
             background.append(
                 asyncio.create_task(
@@ -205,6 +206,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 "auth_failures": RateLimiter(),
                 "key_cache": KeyCache(settings.api_key_cache_seconds),
                 "key_usage": key_usage,
+                "search": searcher,
             }
         ),
         openapi_config=OpenAPIConfig(

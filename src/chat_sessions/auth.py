@@ -125,7 +125,7 @@ class KeyUsage:
         if not seen:
             return 0
         try:
-            async with database.transaction(background=True) as tx:
+            async with database.transaction() as tx:
                 now = self._clock()
                 for start in range(0, len(seen), self.BATCH):
                     key_ids = seen[start : start + self.BATCH]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
@@ -25,6 +26,7 @@ from chat_sessions.wire import from_rows
 )
 async def search(
     caller: NamedDependency[Caller],
+    state: State,
     q: Annotated[str, QueryParameter(max_length=1000, description="plain text; every word")],
     session_id: FromQuery[str | None] = None,
     user_id: FromQuery[str | None] = None,
@@ -32,6 +34,7 @@ async def search(
     limit: PageLimit = 20,
 ) -> SearchResults:
     rows = await search_messages(
+        state.search,
         caller.tx,
         tenant_id=caller.tenant_id,
         query=q,

@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import text
-
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest
+from chat_sessions.search.backends import SearchBackend
 
 MAX_TERMS = 32
-SNIPPET_WORDS = 16
 _WORD = re.compile(r"\w+")
 
 
@@ -41,38 +39,8 @@ def _filters(session_id: str | None, user_id: str | None, role: str | None) -> s
     return " ".join(clauses)
 
 
-def _sqlite_statement(filters: str) -> Any:
-    return text(
-        f"""
-        SELECT m.session_id, m.id AS message_id, m.seq, m.role,
-               snippet(messages_fts, 0, '', '', '…', {SNIPPET_WORDS}) AS snippet,
-               -bm25(messages_fts) AS score
-        FROM messages_fts JOIN messages AS m ON m.rowid = messages_fts.rowid
-        WHERE messages_fts MATCH :match AND m.tenant_id = :tenant_id {filters}
-        ORDER BY bm25(messages_fts), m.seq
-        LIMIT :limit
-        """
-    )
-
-
-def _postgres_statement(filters: str) -> Any:
-    return text(
-        f"""
-        SELECT m.session_id, m.id AS message_id, m.seq, m.role,
-               ts_headline('simple', m.content, q.query,
-                           'StartSel="",StopSel="",MaxWords={SNIPPET_WORDS},MinWords=4')
-                 AS snippet,
-               ts_rank(to_tsvector('simple'::regconfig, m.content), q.query) AS score
-        FROM messages AS m, plainto_tsquery('simple', :match) AS q(query)
-        WHERE to_tsvector('simple'::regconfig, m.content) @@ q.query
-          AND m.tenant_id = :tenant_id {filters}
-        ORDER BY score DESC, m.seq
-        LIMIT :limit
-        """
-    )
-
-
 async def search_messages(
+    backend: SearchBackend,
     tx: Transaction,
     *,
     tenant_id: str,
@@ -85,19 +53,14 @@ async def search_messages(
     terms = search_terms(query)
     if not terms:
         return []  # only punctuation or operators: nothing can match
-    await tx.prepare_search()
-    if tx.dialect == "sqlite":
-        match = " ".join(f'"{term}"' for term in terms)  # \w+ words hold no quote to escape
-        statement = _sqlite_statement(_filters(session_id, user_id, role))
-    else:
-        match = " ".join(terms)
-        statement = _postgres_statement(_filters(session_id, user_id, role))
+    await backend.before_search()  # before `tx` begins: its snapshot sees what this indexed
     parameters = {
-        "match": match,
+        "match": backend.match(terms),
         "tenant_id": tenant_id,
         "session_id": session_id,
         "user_id": user_id,
         "role": role,
         "limit": limit,
     }
+    statement = backend.statement(_filters(session_id, user_id, role))
     return list(await tx.execute(statement, parameters))
