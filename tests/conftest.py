@@ -7,7 +7,6 @@ share one database created for this run (migrated once) and emptied before each 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -21,7 +20,8 @@ from chat_sessions.settings import Settings
 from support import (
     TEST_DATABASE_URL,
     Tenant,
-    create_postgres_database,
+    client_of,
+    create_migrated_postgres_database,
     create_postgres_database_async,
     create_tenant,
     drop_postgres_database,
@@ -36,17 +36,7 @@ TABLES = "tool_calls, messages, sessions, api_keys, tenants"
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """One migrated PostgreSQL database for the whole run."""
-    url = create_postgres_database()
-
-    async def migrate() -> None:
-        database = Database(make_settings(database_url=url))
-        await database.start()
-        try:
-            await database.migrate()
-        finally:
-            await database.stop()
-
-    asyncio.run(migrate())
+    url = create_migrated_postgres_database()
     yield url
     drop_postgres_database(url)
 
@@ -87,8 +77,7 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     thread of their own, where the PostgreSQL pool's connections would not belong), so
     `asyncio.gather` of requests is real concurrency. The `database` fixture has started the
     database the app's lifespan would otherwise start."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with client_of(app) as client:
         yield client
 
 

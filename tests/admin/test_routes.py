@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import ADMIN, Tenant, count_rows, create_tenant
+from support import ADMIN, Tenant, app_client, count_rows, create_tenant
 
 TENANT_OWNED = ("api_keys", "sessions", "messages", "tool_calls")
 
@@ -57,16 +54,6 @@ async def populate(client: httpx.AsyncClient, tenant: Tenant, sessions: int, mes
         headers=tenant.headers,
     )
     assert response.status_code == 201, response.text
-
-
-@asynccontextmanager
-async def app_client(
-    settings: Settings, database: Database, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update=overrides), database)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 # --- tenants ----------------------------------------------------------------------------

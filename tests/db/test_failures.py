@@ -26,6 +26,7 @@ from chat_sessions.schema_gate import SchemaGate
 from support import (
     ADMIN,
     TEST_DATABASE_URL,
+    Clock,
     Tenant,
     append,
     count_rows,
@@ -184,14 +185,6 @@ async def test_a_postgres_commit_that_fails_after_the_statements_ran_answers_5xx
 
 
 # --- an old schema serves no tenant route --------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from service_process import ServiceProcess, free_port
 from support import (
     ADMIN,
     TEST_DATABASE_URL,
-    create_postgres_database,
+    create_migrated_postgres_database,
     drop_postgres_database,
     make_settings,
 )
@@ -37,17 +37,7 @@ pytestmark = [
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    url = create_postgres_database("cs_processes")
-
-    async def migrate() -> None:
-        database = Database(make_settings(database_url=url))
-        await database.start()
-        try:
-            await database.migrate()
-        finally:
-            await database.stop()
-
-    asyncio.run(migrate())
+    url = create_migrated_postgres_database("cs_processes")
     yield url
     drop_postgres_database(url)
 
