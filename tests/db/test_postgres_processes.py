@@ -23,7 +23,6 @@ from chat_sessions.db import Database
 from service_process import ServiceProcess, free_port
 from support import (
     ADMIN,
-    TEST_DATABASE_URL,
     create_migrated_postgres_database,
     drop_postgres_database,
     make_settings,
@@ -31,7 +30,6 @@ from support import (
 
 pytestmark = [
     pytest.mark.postgres_only,
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL unset"),
 ]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from chat_sessions.db import Database, SearchIndexer
 from support import Tenant, count_rows, new_session
 
-pytestmark = [pytest.mark.sqlite_only, pytest.mark.parametrize("engine_name", ["sqlite"])]
+pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture(autouse=True)

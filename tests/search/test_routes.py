@@ -276,7 +276,6 @@ async def test_truncated_messages_leave_the_results(
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("engine_name", ["sqlite"])
 async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
     client: httpx.AsyncClient, tenant: Tenant, database: Database
 ) -> None:
@@ -302,7 +301,6 @@ async def test_sqlite_indexes_behind_the_writes_yet_every_search_sees_them(
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("engine_name", ["sqlite"])
 async def test_sqlite_indexes_new_messages_by_itself_in_the_background(
     app: Litestar,
     client: httpx.AsyncClient,
