@@ -141,6 +141,29 @@ async def stored(database: Database) -> dict[str, Any]:
     return snapshot
 
 
+EMPTY_STATS = {"sessions": 0, "messages": 0, "tokens": 0, "users": 0}
+
+
+async def stats(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
+    """GET /v1/stats for `tenant`; its body."""
+    response = await client.get("/v1/stats", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def add_tool_call(
+    client: httpx.AsyncClient, tenant: Tenant, session_id: str, message_id: str | None = None
+) -> None:
+    """Record a tool call `call_1` on the session, tied to `message_id` if given."""
+    body: dict[str, Any] = {"tool_call_id": "call_1", "tool_name": "search"}
+    if message_id is not None:
+        body["message_id"] = message_id
+    response = await client.post(
+        f"/v1/sessions/{session_id}/tool-calls", json=body, headers=tenant.headers
+    )
+    assert response.status_code == 201, response.text
+
+
 async def count_rows(database: Database, table: str, where: str = "", **params: Any) -> int:
     """Count rows in the database itself, for claims about storage."""
     sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
