@@ -260,7 +260,7 @@ def wait_for_status(url: str, expected: int, seconds: float = 20.0) -> int:
         status = httpx.get(url, timeout=10).status_code
         if status == expected:
             return status
-        time.sleep(0.2)
+        time.sleep(0.2)  # waits for a server process to reconnect, not for a clock
     return status
 
 

@@ -321,7 +321,7 @@ async def test_sqlite_indexes_new_messages_by_itself_in_the_background(
 
     async with app.lifespan():
         for _ in range(100):  # the lifespan starts the loop: look until it is done
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # waits for the indexer task to do real work, no clock
             if await count_rows(database, *melons) == 10:
                 break
     assert await count_rows(database, *melons) == 10
