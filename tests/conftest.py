@@ -1,13 +1,17 @@
 """Fixtures: settings, database, app and client, on SQLite and (when TEST_DATABASE_URL names
 one) PostgreSQL. Every test that takes `client` runs once per engine.
 
+A test marked `sqlite_only` or `postgres_only` (pyproject.toml) runs on that engine alone:
+`pytest_generate_tests` gives its `engine_name` that one value, and a `postgres_only` test is
+skipped, with the reason, when TEST_DATABASE_URL is unset. `-m "not postgres_only"` leaves them
+out altogether.
+
 SQLite tests get a fresh `:memory:` database built by running the migrations. PostgreSQL tests
 share one database created for this run (migrated once) and emptied before each test.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -21,7 +25,8 @@ from chat_sessions.settings import Settings
 from support import (
     TEST_DATABASE_URL,
     Tenant,
-    create_postgres_database,
+    client_of,
+    create_migrated_postgres_database,
     create_postgres_database_async,
     create_tenant,
     drop_postgres_database,
@@ -33,20 +38,33 @@ ENGINES = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
 TABLES = "tool_calls, messages, sessions, api_keys, tenants"
 
 
+ONLY = {"sqlite_only": "sqlite", "postgres_only": "postgresql"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A parametrize mark rather than metafunc.parametrize: pytest parametrizes a fixture's own
+    # params (ENGINES) unless a parametrize mark names it.
+    if "engine_name" not in metafunc.fixturenames:
+        return
+    for marker, engine in ONLY.items():
+        if metafunc.definition.get_closest_marker(marker) is not None:
+            metafunc.definition.add_marker(pytest.mark.parametrize("engine_name", [engine]))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if TEST_DATABASE_URL:
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL only: TEST_DATABASE_URL is unset")
+    for item in items:
+        if item.get_closest_marker("postgres_only") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """One migrated PostgreSQL database for the whole run."""
-    url = create_postgres_database()
-
-    async def migrate() -> None:
-        database = Database(make_settings(database_url=url))
-        await database.start()
-        try:
-            await database.migrate()
-        finally:
-            await database.stop()
-
-    asyncio.run(migrate())
+    url = create_migrated_postgres_database()
     yield url
     drop_postgres_database(url)
 
@@ -87,8 +105,7 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     thread of their own, where the PostgreSQL pool's connections would not belong), so
     `asyncio.gather` of requests is real concurrency. The `database` fixture has started the
     database the app's lifespan would otherwise start."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with client_of(app) as client:
         yield client
 
 

@@ -61,7 +61,7 @@ class ServiceProcess:
                 pass
             if self.process.poll() is not None:
                 break
-            time.sleep(0.1)
+            time.sleep(0.1)  # waits for the server process to start listening
         self.stop()
         raise RuntimeError(f"server did not start:\n{self.log_file.read_text()}")
 

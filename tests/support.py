@@ -1,26 +1,33 @@
-"""Helpers the tests share: settings, tenants, row counts."""
+"""Helpers the tests share: settings, clients on an app, tenants, row counts, problem answers,
+a clock to advance, PostgreSQL databases of their own."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings, normalize_database_url
 
 ADMIN_TOKEN = "test-admin-token"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+TABLES = ("tenants", "api_keys", "sessions", "messages", "tool_calls")
+JSON_TYPES = ("application/json", "application/problem+json")
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -35,6 +42,33 @@ def make_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def client_of(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on `app`, on the caller's event loop (see conftest's `client`)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, database: Database, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on an app configured with `overrides`, over the test's own database."""
+    async with client_of(create_app(settings.model_copy(update=overrides), database)) as client:
+        yield client
+
+
+@dataclass
+class Clock:
+    """A clock a test advances by hand (`clock.now += 30`), for whatever takes `clock=`."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -78,6 +112,56 @@ async def append(
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """A JSON error document with the HTTP status and a human-readable detail."""
+    assert response.status_code == status, response.text
+    media_type = response.headers.get("content-type", "").split(";")[0].strip()
+    assert media_type in JSON_TYPES, media_type
+    assert "Traceback" not in response.text
+    body = response.json()
+    assert body["status"] == status
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+async def stored(database: Database) -> dict[str, Any]:
+    """Everything a rejected write could have changed: row counts, and each session's row."""
+    snapshot: dict[str, Any] = {table: await count_rows(database, table) for table in TABLES}
+    async with database.transaction() as tx:
+        rows = await tx.execute(
+            text("SELECT id, version, title, status, traits FROM sessions ORDER BY id")
+        )
+        snapshot["session_rows"] = [tuple(row) for row in rows.all()]
+        rows = await tx.execute(text("SELECT id, status, result FROM tool_calls ORDER BY id"))
+        snapshot["tool_call_rows"] = [tuple(row) for row in rows.all()]
+        rows = await tx.execute(text("SELECT id, name, max_sessions FROM tenants ORDER BY id"))
+        snapshot["tenant_rows"] = [tuple(row) for row in rows.all()]
+    return snapshot
+
+
+EMPTY_STATS = {"sessions": 0, "messages": 0, "tokens": 0, "users": 0}
+
+
+async def stats(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
+    """GET /v1/stats for `tenant`; its body."""
+    response = await client.get("/v1/stats", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def add_tool_call(
+    client: httpx.AsyncClient, tenant: Tenant, session_id: str, message_id: str | None = None
+) -> None:
+    """Record a tool call `call_1` on the session, tied to `message_id` if given."""
+    body: dict[str, Any] = {"tool_call_id": "call_1", "tool_name": "search"}
+    if message_id is not None:
+        body["message_id"] = message_id
+    response = await client.post(
+        f"/v1/sessions/{session_id}/tool-calls", json=body, headers=tenant.headers
+    )
+    assert response.status_code == 201, response.text
 
 
 async def count_rows(database: Database, table: str, where: str = "", **params: Any) -> int:
@@ -133,3 +217,19 @@ async def drop_postgres_database_async(url: str) -> None:
 
 def drop_postgres_database(url: str) -> None:
     asyncio.run(drop_postgres_database_async(url))
+
+
+def create_migrated_postgres_database(prefix: str = "cs_test") -> str:
+    """A new PostgreSQL database on the TEST_DATABASE_URL server, migrated to the head."""
+    url = create_postgres_database(prefix)
+
+    async def migrate() -> None:
+        database = Database(make_settings(database_url=url))
+        await database.start()
+        try:
+            await database.migrate()
+        finally:
+            await database.stop()
+
+    asyncio.run(migrate())
+    return url

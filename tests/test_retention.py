@@ -271,7 +271,7 @@ async def wait_until_gone(database: Database, session_id: str, seconds: float = 
     while time.monotonic() < deadline:
         if not await exists(database, session_id):
             return True
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # waits for the loop task to delete, not for a clock
     return False
 
 

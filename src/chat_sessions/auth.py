@@ -154,13 +154,14 @@ class KeyCache:
 
     MAX_ENTRIES = 10_000  # past this, start over rather than track recency
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
+        self._clock = clock
         self._entries: dict[str, tuple[float, tuple[str, str, int | None]]] = {}
 
     def get(self, key_hash: str) -> tuple[str, str, int | None] | None:
         entry = self._entries.get(key_hash)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < self._clock():
             return None
         return entry[1]
 
@@ -169,7 +170,7 @@ class KeyCache:
             return
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
-        self._entries[key_hash] = (time.monotonic() + self.seconds, resolved)
+        self._entries[key_hash] = (self._clock() + self.seconds, resolved)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -12,9 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from chat_sessions.app import create_app
+from chat_sessions.auth import KeyCache
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import ADMIN, Tenant, count_rows, create_tenant
+from support import ADMIN, Clock, Tenant, app_client, client_of, count_rows, create_tenant
 
 TENANT_OWNED = ("api_keys", "sessions", "messages", "tool_calls")
 
@@ -57,16 +55,6 @@ async def populate(client: httpx.AsyncClient, tenant: Tenant, sessions: int, mes
         headers=tenant.headers,
     )
     assert response.status_code == 201, response.text
-
-
-@asynccontextmanager
-async def app_client(
-    settings: Settings, database: Database, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update=overrides), database)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 # --- tenants ----------------------------------------------------------------------------
@@ -332,13 +320,16 @@ async def revoke_in_the_database(database: Database, tenant_id: str) -> None:
 async def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(
     settings: Settings, database: Database
 ) -> None:
-    async with app_client(settings, database, api_key_cache_seconds=0.3) as client:
+    clock = Clock()
+    app = create_app(settings, database)
+    app.state.key_cache = KeyCache(0.3, clock=clock)
+    async with client_of(app) as client:
         tenant = await create_tenant(client, "cached")
         assert await key_works(client, tenant.key)
 
         await revoke_in_the_database(database, tenant.id)
         assert await key_works(client, tenant.key)  # this process still trusts what it saw
-        await asyncio.sleep(0.35)
+        clock.now += 0.35
 
         assert not await key_works(client, tenant.key)
 

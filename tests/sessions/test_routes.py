@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import Tenant, append, count_rows, create_tenant
+from support import Tenant, app_client, append, count_rows, create_tenant
 
 MAX_PAGES = 50
 
@@ -68,17 +65,6 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert isinstance(body["detail"], str) and body["detail"]
     return body
-
-
-@asynccontextmanager
-async def app_client(
-    settings: Settings, database: Database, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on an app configured with `overrides`, over the test's own database."""
-    app = create_app(settings.model_copy(update=overrides), database)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 async def stored_sessions(database: Database, tenant: Tenant) -> int:

@@ -243,7 +243,7 @@ async def test_the_write_ahead_log_is_copied_into_the_database_file_by_the_check
         for _ in range(100):
             if path.stat().st_size > size_before + 500_000:
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # waits for the checkpointer thread to write the file
         assert path.stat().st_size > size_before + 500_000  # ~1 MB of messages copied over
     finally:
         await database.stop()

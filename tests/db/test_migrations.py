@@ -11,9 +11,6 @@ from sqlalchemy import Connection, inspect, text
 from chat_sessions.db import Database, head_revision
 from chat_sessions.db.migrate import downgrade_on_connection, include_in_autogenerate
 from chat_sessions.models import metadata
-from support import (
-    TEST_DATABASE_URL,
-)
 
 TABLES = {"tenants", "api_keys", "sessions", "messages", "tool_calls"}
 
@@ -49,8 +46,6 @@ async def test_upgrade_downgrade_upgrade(fresh_database: Database) -> None:
 
 
 @pytest.mark.postgres_only
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL is unset")
-@pytest.mark.parametrize("engine_name", ["postgresql"])
 async def test_json_columns_are_jsonb_on_postgresql(fresh_database: Database) -> None:
     await fresh_database.migrate()
 
@@ -76,7 +71,6 @@ async def test_json_columns_are_jsonb_on_postgresql(fresh_database: Database) ->
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("engine_name", ["sqlite"])
 async def test_sqlite_migrations_leave_foreign_keys_on(fresh_database: Database) -> None:
     await fresh_database.migrate()
 

@@ -23,31 +23,19 @@ from chat_sessions.db import Database
 from service_process import ServiceProcess, free_port
 from support import (
     ADMIN,
-    TEST_DATABASE_URL,
-    create_postgres_database,
+    create_migrated_postgres_database,
     drop_postgres_database,
     make_settings,
 )
 
 pytestmark = [
     pytest.mark.postgres_only,
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL unset"),
 ]
 
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    url = create_postgres_database("cs_processes")
-
-    async def migrate() -> None:
-        database = Database(make_settings(database_url=url))
-        await database.start()
-        try:
-            await database.migrate()
-        finally:
-            await database.stop()
-
-    asyncio.run(migrate())
+    url = create_migrated_postgres_database("cs_processes")
     yield url
     drop_postgres_database(url)
 
@@ -272,7 +260,7 @@ def wait_for_status(url: str, expected: int, seconds: float = 20.0) -> int:
         status = httpx.get(url, timeout=10).status_code
         if status == expected:
             return status
-        time.sleep(0.2)
+        time.sleep(0.2)  # waits for a server process to reconnect, not for a clock
     return status
 
 

@@ -12,7 +12,7 @@ from chat_sessions.db import Database
 from chat_sessions.search.indexer import SearchIndexer
 from support import Tenant, count_rows, new_session
 
-pytestmark = [pytest.mark.sqlite_only, pytest.mark.parametrize("engine_name", ["sqlite"])]
+pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture(autouse=True)

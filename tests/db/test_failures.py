@@ -25,7 +25,7 @@ from chat_sessions.db import Database, head_revision
 from chat_sessions.schema_gate import SchemaGate
 from support import (
     ADMIN,
-    TEST_DATABASE_URL,
+    Clock,
     Tenant,
     append,
     count_rows,
@@ -83,7 +83,6 @@ def _assert_server_problem(response: httpx.Response) -> None:
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("engine_name", ["sqlite"])
 async def test_a_group_commit_that_fails_answers_every_request_in_it_with_5xx_and_stores_nothing(
     client: httpx.AsyncClient, tenant: Tenant, database: Database
 ) -> None:
@@ -109,7 +108,6 @@ async def test_a_group_commit_that_fails_answers_every_request_in_it_with_5xx_an
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("engine_name", ["sqlite"])
 async def test_every_commit_failing_acknowledges_nothing(
     client: httpx.AsyncClient, tenant: Tenant, database: Database
 ) -> None:
@@ -125,7 +123,6 @@ async def test_every_commit_failing_acknowledges_nothing(
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("engine_name", ["sqlite"])
 async def test_a_savepoint_release_that_fails_answers_5xx_and_stores_nothing(
     client: httpx.AsyncClient, tenant: Tenant, database: Database
 ) -> None:
@@ -142,8 +139,6 @@ async def test_a_savepoint_release_that_fails_answers_5xx_and_stores_nothing(
 
 
 @pytest.mark.postgres_only
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL is unset")
-@pytest.mark.parametrize("engine_name", ["postgresql"])
 async def test_a_postgres_commit_that_fails_after_the_statements_ran_answers_5xx_and_stores_nothing(
     client: httpx.AsyncClient, tenant: Tenant, database: Database
 ) -> None:
@@ -184,14 +179,6 @@ async def test_a_postgres_commit_that_fails_after_the_statements_ran_answers_5xx
 
 
 # --- an old schema serves no tenant route --------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

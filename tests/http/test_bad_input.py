@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,42 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import text
 
-from chat_sessions.app import create_app
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import ADMIN, Tenant, count_rows
-
-TABLES = ("tenants", "api_keys", "sessions", "messages", "tool_calls")
-JSON_TYPES = ("application/json", "application/problem+json")
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """A JSON error document with the HTTP status and a human-readable detail."""
-    assert response.status_code == status, response.text
-    media_type = response.headers.get("content-type", "").split(";")[0].strip()
-    assert media_type in JSON_TYPES, media_type
-    assert "Traceback" not in response.text
-    body = response.json()
-    assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
-
-
-async def stored(database: Database) -> dict[str, Any]:
-    """Everything a rejected write could have changed: row counts, and each session's row."""
-    snapshot: dict[str, Any] = {table: await count_rows(database, table) for table in TABLES}
-    async with database.transaction() as tx:
-        rows = await tx.execute(
-            text("SELECT id, version, title, status, traits FROM sessions ORDER BY id")
-        )
-        snapshot["session_rows"] = [tuple(row) for row in rows.all()]
-        rows = await tx.execute(text("SELECT id, status, result FROM tool_calls ORDER BY id"))
-        snapshot["tool_call_rows"] = [tuple(row) for row in rows.all()]
-        rows = await tx.execute(text("SELECT id, name, max_sessions FROM tenants ORDER BY id"))
-        snapshot["tenant_rows"] = [tuple(row) for row in rows.all()]
-    return snapshot
+from support import ADMIN, Tenant, app_client, assert_problem, count_rows, stored
 
 
 @dataclass
@@ -338,17 +305,6 @@ async def test_nul_characters_are_400_on_every_engine(
 
 
 # --- sizes ------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def app_client(
-    settings: Settings, database: Database, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on an app configured with `overrides`, over the test's own database."""
-    app = create_app(settings.model_copy(update=overrides), database)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 SMALL_BODY = 4096

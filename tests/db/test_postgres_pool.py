@@ -12,12 +12,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import TEST_DATABASE_URL, Tenant, count_rows, new_session
+from support import Tenant, count_rows, new_session
 
 pytestmark = [
     pytest.mark.postgres_only,
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL is unset"),
-    pytest.mark.parametrize("engine_name", ["postgresql"]),
 ]
 
 

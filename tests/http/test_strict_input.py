@@ -18,8 +18,7 @@ from sqlalchemy import text
 from chat_sessions.bounds import MAX_DURATION_MS, MAX_SEQ
 from chat_sessions.db import Database
 from chat_sessions.pagination import encode_cursor
-from support import ADMIN, Tenant, append, count_rows, new_session
-from test_bad_input import assert_problem, stored
+from support import ADMIN, Tenant, append, assert_problem, count_rows, new_session, stored
 
 BEYOND_INT64 = 2**63
 BEYOND_INT32 = 2**31

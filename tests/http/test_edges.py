@@ -26,19 +26,11 @@ from chat_sessions.ratelimit import RateLimiter
 from chat_sessions.server import AccessLogWithoutQuery
 from chat_sessions.settings import Settings
 from service_process import ServiceProcess
-from support import ADMIN, Tenant, count_rows
+from support import ADMIN, Clock, Tenant, count_rows
 
 # Generous: the server's deadline in these tests is 1 s.
 CLOSE_WITHIN_SECONDS = 15.0
 BAD_KEY = {"Authorization": "Bearer cs_not-a-key"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @asynccontextmanager
@@ -137,7 +129,7 @@ def test_the_access_log_filter_keeps_the_path_and_drops_the_query() -> None:
 
 @pytest.fixture
 def clock(app: Litestar) -> Clock:
-    clock = Clock()
+    clock = Clock(1000.0)
     app.state.auth_failures = RateLimiter(clock)
     return clock
 
@@ -193,7 +185,7 @@ async def test_auth_failures_per_minute_0_counts_nothing(
 
 
 def test_the_failure_table_forgets_the_oldest_window_past_its_bound() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = RateLimiter(clock, max_keys=3)
     for address in ("a", "b", "c", "d", "e"):
         limiter.hit(address, 1)

@@ -80,7 +80,7 @@ def test_an_unreachable_postgresql_is_one_line_without_the_password(tmp_path: Pa
         assert "hunter2" not in line
 
 
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: TEST_DATABASE_URL unset")
+@pytest.mark.postgres_only
 def test_a_postgresql_role_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     url = make_settings(database_url=TEST_DATABASE_URL).sqlalchemy_url
     url = url.replace("postgres@", "no_such_role@")

@@ -1,0 +1,68 @@
+"""The sessions service called directly, in a transaction of the `database` fixture: the rules
+that live there (JSON Merge Patch of traits, keyset pages and their cursors), without HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_sessions.db import Database
+from chat_sessions.errors import BadRequest
+from chat_sessions.sessions import service
+from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
+from support import create_tenant, make_settings
+
+MAX_JSON = make_settings().max_json_bytes
+
+
+@pytest.fixture
+async def tenant_id(client, database: Database) -> str:
+    return (await create_tenant(client, "acme")).id
+
+
+async def test_a_traits_patch_merges_nested_objects_and_null_removes_a_key(
+    database: Database, tenant_id: str
+) -> None:
+    traits = {"plan": "pro", "prefs": {"lang": "en", "tz": "UTC"}, "gone": 1}
+    async with database.transaction() as tx:
+        created = await service.create_session(
+            tx, tenant_id=tenant_id, data=SessionCreate(traits=traits), max_json_bytes=MAX_JSON
+        )
+        patch = SessionUpdate(traits={"prefs": {"tz": None, "theme": "dark"}, "gone": None})
+        updated = await service.update_session(
+            tx,
+            tenant_id=tenant_id,
+            session_id=created.id,
+            changes=patch,
+            if_match=None,
+            max_json_bytes=MAX_JSON,
+        )
+    assert updated.traits == {"plan": "pro", "prefs": {"lang": "en", "theme": "dark"}}
+    assert updated.version == created.version + 1
+
+
+async def test_pages_of_sessions_neither_repeat_nor_skip_and_a_cursor_keeps_its_filter(
+    database: Database, tenant_id: str
+) -> None:
+    async with database.transaction() as tx:
+        for n in range(5):
+            await service.create_session(
+                tx,
+                tenant_id=tenant_id,
+                data=SessionCreate(user_id=f"u{n % 2}"),
+                max_json_bytes=MAX_JSON,
+            )
+    seen: list[str] = []
+    cursor = None
+    async with database.transaction(write=False) as tx:
+        while True:
+            rows, cursor = await service.list_sessions(
+                tx, tenant_id=tenant_id, user_id=None, status=None, limit=2, cursor=cursor
+            )
+            seen += [row.id for row in rows]
+            if cursor is None:
+                break
+            with pytest.raises(BadRequest):  # a cursor of the unfiltered list, on a filtered one
+                await service.list_sessions(
+                    tx, tenant_id=tenant_id, user_id="u0", status=None, limit=2, cursor=cursor
+                )
+    assert len(seen) == len(set(seen)) == 5
