@@ -12,9 +12,8 @@ from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
 from chat_sessions.messages.schemas import Role
-from chat_sessions.search.schemas import SearchHit, SearchResults
+from chat_sessions.search.schemas import SearchResults
 from chat_sessions.search.service import search_messages
-from chat_sessions.wire import from_rows
 
 
 @get(
@@ -31,7 +30,7 @@ async def search(
     role: FromQuery[Role | None] = None,
     limit: PageLimit = 20,
 ) -> SearchResults:
-    rows = await search_messages(
+    hits = await search_messages(
         caller.tx,
         tenant_id=caller.tenant_id,
         query=q,
@@ -40,4 +39,4 @@ async def search(
         role=role,
         limit=limit,
     )
-    return SearchResults(data=from_rows(SearchHit, rows))
+    return SearchResults(data=hits)

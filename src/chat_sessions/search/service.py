@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest
+from chat_sessions.search.schemas import SearchHit
+from chat_sessions.wire import build, in_order
 
 MAX_TERMS = 32
 SNIPPET_WORDS = 16
@@ -81,7 +83,7 @@ async def search_messages(
     user_id: str | None,
     role: str | None,
     limit: int,
-) -> list[Any]:
+) -> list[SearchHit]:
     terms = search_terms(query)
     if not terms:
         return []  # only punctuation or operators: nothing can match
@@ -100,4 +102,6 @@ async def search_messages(
         "role": role,
         "limit": limit,
     }
-    return list(await tx.execute(statement, parameters))
+    # The statements are text: their rows are read by the names they give each field.
+    result = await tx.execute(statement, parameters)
+    return build(SearchHit, map(in_order(SearchHit), result.mappings()))
