@@ -2,8 +2,9 @@
 
 A statement selects `columns(Shape, table)`: the shape's fields, in the shape's order, read
 from the table (or given, for a computed one). Its rows then build the shape positionally
-(`build`), the cheapest construction there is; and as the select list is derived from the
-shape, the two cannot drift apart. Columns a client must never see (tenant_id, hashes,
+(`build`), the cheapest construction there is (measured: a history page of 50, 20.6 µs by
+name -> 6.0 µs; bench/micro_rows.py); and as the select list is derived from the shape, the
+two cannot drift apart. Columns a client must never see (tenant_id, hashes,
 idempotency keys) are simply not fields of any response shape.
 
 Services return these shapes; routes put them in a response (status, headers, envelope).
