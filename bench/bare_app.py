@@ -64,8 +64,9 @@ _DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 def build(shape: Any, row: dict[str, Any]) -> Any:
-    """A response shape from a row, like the service's `from_row`: the shape's own fields,
-    any the row lacks filled with a value of the right type."""
+    """A response shape from a row by field name (the service builds its shapes from rows in
+    the shape's order, wire.build): the shape's own fields, any the row lacks filled with a
+    value of the right type."""
     defaults = _DEFAULTS.get(shape)
     if defaults is None:
         fields = msgspec.inspect.type_info(shape).fields  # type: ignore[attr-defined]

@@ -21,12 +21,10 @@ from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError, NotFound
 from chat_sessions.messages import service as message_service
-from chat_sessions.messages.schemas import MessageRead
 from chat_sessions.models import sessions
 from chat_sessions.retention import run_cleanup
 from chat_sessions.sessions import service as session_service
 from chat_sessions.settings import Settings
-from chat_sessions.wire import from_columns
 
 DEMO_TENANT = "demo"
 
@@ -110,8 +108,7 @@ def _create_demo_tenant_if_none(settings: Settings) -> None:
         rows, _ = await admin.list_tenants(tx, limit=1, cursor=None)
         if rows:
             return None
-        _, key = await admin.create_tenant(tx, TenantCreate(name=DEMO_TENANT))
-        return key
+        return (await admin.create_tenant(tx, TenantCreate(name=DEMO_TENANT))).api_key
 
     key = _run_in_transaction(settings, work)
     if key is not None:
@@ -168,8 +165,8 @@ def cmd_tenants_create(args: argparse.Namespace, settings: Settings) -> None:
         "rate_limit_per_minute": args.rate_limit,
     }
     data = msgspec.convert(fields, TenantCreate)
-    row, key = _run_in_transaction(settings, lambda tx: admin.create_tenant(tx, data))
-    print(f"tenant_id: {row.id}\napi_key:   {key}")
+    created = _run_in_transaction(settings, lambda tx: admin.create_tenant(tx, data))
+    print(f"tenant_id: {created.tenant.id}\napi_key:   {created.api_key}")
 
 
 def cmd_tenants_list(_: argparse.Namespace, settings: Settings) -> None:
@@ -189,8 +186,8 @@ def cmd_tenants_list(_: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
-    row, key = _run_in_transaction(settings, lambda tx: admin.add_key(tx, args.tenant))
-    print(f"key_id:  {row['id']}\napi_key: {key}")
+    created = _run_in_transaction(settings, lambda tx: admin.add_key(tx, args.tenant))
+    print(f"key_id:  {created.id}\napi_key: {created.api_key}")
 
 
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> None:
@@ -258,7 +255,7 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
         transcript: list[Any] = []
         cursor = None
         while True:
-            rows, cursor = await message_service.list_messages(
+            found, cursor = await message_service.list_messages(
                 tx,
                 tenant_id=tenant_id,
                 session_id=args.session_id,
@@ -269,7 +266,7 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
                 limit=1000,
                 cursor=cursor,
             )
-            transcript += from_columns(MessageRead, rows)
+            transcript += found
             if cursor is None:
                 return session, transcript
 

@@ -10,7 +10,6 @@ from chat_sessions.admin import service
 from chat_sessions.admin.schemas import (
     KeyCreated,
     KeyList,
-    KeyListed,
     TenantCreate,
     TenantCreated,
     TenantPage,
@@ -22,7 +21,6 @@ from chat_sessions.bounds import PageLimit
 from chat_sessions.db import Transaction
 from chat_sessions.errors import admin_errors
 from chat_sessions.pagination import Cursor
-from chat_sessions.wire import from_row, from_rows
 
 
 class AdminController(Controller):
@@ -39,8 +37,7 @@ class AdminController(Controller):
     async def create_tenant(
         self, tx: NamedDependency[Transaction], data: JSONBody[TenantCreate]
     ) -> TenantCreated:
-        row, key = await service.create_tenant(tx, data)
-        return TenantCreated(tenant=from_row(TenantRead, row), api_key=key)
+        return await service.create_tenant(tx, data)
 
     @get("/", summary="List tenants with their counts", responses=admin_errors())
     async def list_tenants(
@@ -49,8 +46,8 @@ class AdminController(Controller):
         limit: PageLimit = 20,
         cursor: Cursor = None,
     ) -> TenantPage:
-        rows, next_cursor = await service.list_tenants(tx, limit=limit, cursor=cursor)
-        return TenantPage(data=from_rows(TenantRead, rows), next_cursor=next_cursor)
+        found, next_cursor = await service.list_tenants(tx, limit=limit, cursor=cursor)
+        return TenantPage(data=found, next_cursor=next_cursor)
 
     @patch(
         "/{tenant_id:str}",
@@ -63,7 +60,7 @@ class AdminController(Controller):
         tenant_id: FromPath[str],
         data: JSONBody[TenantUpdate],
     ) -> TenantRead:
-        return from_row(TenantRead, await service.update_tenant(tx, tenant_id, data))
+        return await service.update_tenant(tx, tenant_id, data)
 
     @delete(
         "/{tenant_id:str}",
@@ -85,8 +82,7 @@ class AdminController(Controller):
     async def create_key(
         self, tx: NamedDependency[Transaction], tenant_id: FromPath[str]
     ) -> KeyCreated:
-        row, key = await service.add_key(tx, tenant_id, by_name=False)
-        return KeyCreated(api_key=key, **row)
+        return await service.add_key(tx, tenant_id, by_name=False)
 
     @get(
         "/{tenant_id:str}/keys",
@@ -96,8 +92,7 @@ class AdminController(Controller):
     async def list_keys(
         self, tx: NamedDependency[Transaction], tenant_id: FromPath[str]
     ) -> KeyList:
-        rows = await service.list_keys(tx, tenant_id, by_name=False)
-        return KeyList(data=from_rows(KeyListed, rows))
+        return KeyList(data=await service.list_keys(tx, tenant_id, by_name=False))
 
     @delete(
         "/{tenant_id:str}/keys/{key_id:str}",

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from msgspec import UNSET
 from sqlalchemy import delete, func, insert, select, update
 
-from chat_sessions.admin.schemas import TenantCreate, TenantUpdate
+from chat_sessions.admin.schemas import (
+    KeyCreated,
+    KeyListed,
+    TenantCreate,
+    TenantCreated,
+    TenantRead,
+    TenantUpdate,
+)
 from chat_sessions.auth import create_api_key
 from chat_sessions.db import Transaction
 from chat_sessions.errors import Conflict, NotFound
 from chat_sessions.models import api_keys, new_id, sessions, tenants, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
+from chat_sessions.wire import build, columns
 
 _session_count = (
     select(func.count())
@@ -28,7 +34,9 @@ _message_count = (
     .scalar_subquery()
     .label("message_count")
 )
-TENANT_COLUMNS = (*tenants.c, _session_count, _message_count)
+TENANT_COLUMNS = columns(
+    TenantRead, tenants, session_count=_session_count, message_count=_message_count
+)
 
 
 def tenant_not_found() -> NotFound:
@@ -42,23 +50,27 @@ async def _name_taken(tx: Transaction, name: str, except_id: str | None = None) 
     return (await tx.execute(statement)).first() is not None
 
 
-async def get_tenant_by_id(tx: Transaction, tenant_id: str) -> Any:
-    row = (await tx.execute(select(*TENANT_COLUMNS).where(tenants.c.id == tenant_id))).first()
-    if row is None:
+async def get_tenant_by_id(tx: Transaction, tenant_id: str) -> TenantRead:
+    found = build(
+        TenantRead, await tx.execute(select(*TENANT_COLUMNS).where(tenants.c.id == tenant_id))
+    )
+    if not found:
         raise tenant_not_found()
-    return row
+    return found[0]
 
 
-async def get_tenant(tx: Transaction, tenant_ref: str) -> Any:
+async def get_tenant(tx: Transaction, tenant_ref: str) -> TenantRead:
     """A tenant by id or, failing that, by name (the CLI takes either)."""
     for column in (tenants.c.id, tenants.c.name):
-        row = (await tx.execute(select(*TENANT_COLUMNS).where(column == tenant_ref))).first()
-        if row is not None:
-            return row
+        found = build(
+            TenantRead, await tx.execute(select(*TENANT_COLUMNS).where(column == tenant_ref))
+        )
+        if found:
+            return found[0]
     raise tenant_not_found()
 
 
-async def create_tenant(tx: Transaction, data: TenantCreate) -> tuple[Any, str]:
+async def create_tenant(tx: Transaction, data: TenantCreate) -> TenantCreated:
     """A new tenant and its first API key (returned once, never stored)."""
     if await _name_taken(tx, data.name):
         raise Conflict(f"a tenant named {data.name!r} exists already")
@@ -74,22 +86,22 @@ async def create_tenant(tx: Transaction, data: TenantCreate) -> tuple[Any, str]:
         )
     )
     _, key = await create_api_key(tx, tenant_id=tenant_id)
-    return await get_tenant_by_id(tx, tenant_id), key
+    return TenantCreated(tenant=await get_tenant_by_id(tx, tenant_id), api_key=key)
 
 
 async def list_tenants(
     tx: Transaction, *, limit: int, cursor: str | None
-) -> tuple[list[Any], str | None]:
+) -> tuple[list[TenantRead], str | None]:
     scope = ("tenants",)
     statement = select(*TENANT_COLUMNS)
     if cursor is not None:
         (after_id,) = decode_cursor(cursor, scope, (str,))
         statement = statement.where(tenants.c.id > after_id)
-    rows = list((await tx.execute(statement.order_by(tenants.c.id).limit(limit + 1))).all())
-    return cut_page(rows, limit, scope, lambda row: [row.id])
+    found = build(TenantRead, await tx.execute(statement.order_by(tenants.c.id).limit(limit + 1)))
+    return cut_page(found, limit, scope, lambda tenant: [tenant.id])
 
 
-async def update_tenant(tx: Transaction, tenant_id: str, change: TenantUpdate) -> Any:
+async def update_tenant(tx: Transaction, tenant_id: str, change: TenantUpdate) -> TenantRead:
     values = {
         name: value
         for name in ("name", "max_sessions", "retention_days", "rate_limit_per_minute")
@@ -111,25 +123,17 @@ async def delete_tenant(tx: Transaction, tenant_id: str) -> None:
         raise tenant_not_found()
 
 
-async def add_key(
-    tx: Transaction, tenant_ref: str, *, by_name: bool = True
-) -> tuple[dict[str, Any], str]:
+async def add_key(tx: Transaction, tenant_ref: str, *, by_name: bool = True) -> KeyCreated:
     """A new key for a tenant named by id (or, for the CLI, by name)."""
     tenant = await (get_tenant(tx, tenant_ref) if by_name else get_tenant_by_id(tx, tenant_ref))
-    return await create_api_key(tx, tenant_id=tenant.id)
+    row, key = await create_api_key(tx, tenant_id=tenant.id)
+    return KeyCreated(api_key=key, **row)
 
 
-KEY_COLUMNS = (
-    api_keys.c.id,
-    api_keys.c.tenant_id,
-    api_keys.c.prefix,
-    api_keys.c.created_at,
-    api_keys.c.last_used_at,
-    api_keys.c.revoked_at,
-)
+KEY_COLUMNS = columns(KeyListed, api_keys)
 
 
-async def list_keys(tx: Transaction, tenant_ref: str, *, by_name: bool = True) -> list[Any]:
+async def list_keys(tx: Transaction, tenant_ref: str, *, by_name: bool = True) -> list[KeyListed]:
     """Every key of a tenant (revoked ones too), oldest first."""
     tenant = await (get_tenant(tx, tenant_ref) if by_name else get_tenant_by_id(tx, tenant_ref))
     statement = (
@@ -137,7 +141,7 @@ async def list_keys(tx: Transaction, tenant_ref: str, *, by_name: bool = True) -
         .where(api_keys.c.tenant_id == tenant.id)
         .order_by(api_keys.c.created_at, api_keys.c.id)
     )
-    return list(await tx.execute(statement))
+    return build(KeyListed, await tx.execute(statement))
 
 
 async def revoke_key(tx: Transaction, *, key_id: str, tenant_id: str | None = None) -> None:

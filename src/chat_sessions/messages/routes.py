@@ -24,7 +24,6 @@ from chat_sessions.messages.schemas import (
     Truncation,
 )
 from chat_sessions.pagination import Cursor
-from chat_sessions.wire import from_columns, from_row, from_rows
 
 IdempotencyKey = Annotated[
     str | None,
@@ -55,7 +54,7 @@ class MessageController(Controller):
         idempotency_key: str | None,
         expected_last_seq: int | None,
     ) -> tuple[list[MessageRead], dict[str, str]]:
-        rows, replayed = await service.append_messages(
+        stored, replayed = await service.append_messages(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
@@ -66,7 +65,7 @@ class MessageController(Controller):
             max_json_bytes=caller.settings.max_json_bytes,
         )
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
-        return from_rows(MessageRead, rows), headers
+        return stored, headers
 
     @post(
         "/messages",
@@ -122,7 +121,7 @@ class MessageController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_HISTORY_PAGE)] = 100,
         cursor: Cursor = None,
     ) -> MessagePage:
-        rows, next_cursor = await service.list_messages(
+        found, next_cursor = await service.list_messages(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
@@ -133,7 +132,7 @@ class MessageController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        return MessagePage(data=from_columns(MessageRead, rows), next_cursor=next_cursor)
+        return MessagePage(data=found, next_cursor=next_cursor)
 
     @get("/messages/{message_id:str}", summary="One message", responses=tenant_errors(404))
     async def get_message(
@@ -142,10 +141,9 @@ class MessageController(Controller):
         session_id: FromPath[str],
         message_id: FromPath[str],
     ) -> MessageRead:
-        row = await service.get_message(
+        return await service.get_message(
             caller.tx, tenant_id=caller.tenant_id, session_id=session_id, message_id=message_id
         )
-        return from_row(MessageRead, row)
 
     @delete(
         "/messages",

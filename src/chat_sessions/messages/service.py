@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.engine import Row
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
@@ -25,23 +24,9 @@ from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
+from chat_sessions.wire import build, columns, in_order
 
-MESSAGE_COLUMNS = (
-    messages.c.id,
-    messages.c.session_id,
-    messages.c.seq,
-    messages.c.role,
-    messages.c.content,
-    messages.c.name,
-    messages.c.tool_calls,
-    messages.c.tool_call_id,
-    messages.c.metadata,
-    messages.c.token_count,
-    messages.c.created_at,
-)
-# History rows are built into MessageRead positionally (wire.from_columns).
-assert tuple(column.key for column in MESSAGE_COLUMNS) == MessageRead.__struct_fields__
-SEQ_COLUMN = MessageRead.__struct_fields__.index("seq")
+MESSAGE_COLUMNS = columns(MessageRead, messages)
 MAX_IDEMPOTENCY_KEY = 255
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
@@ -114,13 +99,9 @@ def request_hash(kind: str, new: list[MessageCreate]) -> str:
 
 
 def check_message(message: MessageCreate, *, max_message_bytes: int, max_json_bytes: int) -> None:
-    # Four bytes per character at most in UTF-8: short contents skip the encoding.
-    if len(message.content) * 4 > max_message_bytes:
-        size = len(message.content.encode())
-        if size > max_message_bytes:
-            raise PayloadTooLarge(
-                f"message content is {size} bytes; the limit is {max_message_bytes}"
-            )
+    size = len(message.content.encode())
+    if size > max_message_bytes:
+        raise PayloadTooLarge(f"message content is {size} bytes; the limit is {max_message_bytes}")
     check_text(message.content, "content")
     if message.role == "tool" and message.tool_call_id is None:
         raise BadRequest("a tool message needs tool_call_id")
@@ -175,7 +156,7 @@ async def append_messages(
     expected_last_seq: int | None = None,
     max_message_bytes: int,
     max_json_bytes: int,
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[MessageRead], bool]:
     """Append `new` with consecutive seqs, all or nothing.
 
     Returns the stored messages and whether this was a replay of an earlier request with the
@@ -228,12 +209,12 @@ async def append_messages(
         for offset, message in enumerate(new)
     ]
     await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
-    return rows, False
+    return build(MessageRead, map(in_order(MessageRead), rows)), False
 
 
 async def _replay(
     tx: Transaction, session_id: str, key: str, digest: str, count: int
-) -> list[dict[str, Any]] | None:
+) -> list[MessageRead] | None:
     """The messages an earlier request with this key stored, or None if there was none."""
     first = (
         await tx.execute(
@@ -258,7 +239,7 @@ async def _replay(
         )
         .order_by(messages.c.seq)
     )
-    return [dict(row._mapping) for row in rows]
+    return build(MessageRead, rows)
 
 
 async def list_messages(
@@ -272,7 +253,7 @@ async def list_messages(
     role: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[tuple[Any, ...]], str | None]:
+) -> tuple[list[MessageRead], str | None]:
     """A page of history through the (session_id, seq) index, in either direction."""
     scope = ("messages", tenant_id, session_id, order, after_seq, before_seq, role)
     descending = order == "desc"
@@ -293,28 +274,29 @@ async def list_messages(
         role is not None,
         cursor is not None,
     )
-    rows = await tx.run(statement, parameters)
-    if not rows:
+    found = build(MessageRead, await tx.run(statement, parameters))
+    if not found:
         # An empty page: tell an empty (or filtered-out) history from a missing session.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    return cut_page(rows, limit, scope, lambda row: [row[SEQ_COLUMN]])
+    return cut_page(found, limit, scope, lambda message: [message.seq])
 
 
 async def get_message(
     tx: Transaction, *, tenant_id: str, session_id: str, message_id: str
-) -> Row[Any]:
-    row = (
+) -> MessageRead:
+    found = build(
+        MessageRead,
         await tx.execute(
             select(*MESSAGE_COLUMNS).where(
                 messages.c.id == message_id,
                 messages.c.session_id == session_id,
                 messages.c.tenant_id == tenant_id,
             )
-        )
-    ).first()
-    if row is None:
+        ),
+    )
+    if not found:
         raise NotFound("message not found")
-    return row
+    return found[0]
 
 
 async def truncate_after(

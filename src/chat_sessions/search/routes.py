@@ -13,9 +13,8 @@ from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
 from chat_sessions.messages.schemas import Role
-from chat_sessions.search.schemas import SearchHit, SearchResults
+from chat_sessions.search.schemas import SearchResults
 from chat_sessions.search.service import search_messages
-from chat_sessions.wire import from_rows
 
 
 @get(
@@ -33,7 +32,7 @@ async def search(
     role: FromQuery[Role | None] = None,
     limit: PageLimit = 20,
 ) -> SearchResults:
-    rows = await search_messages(
+    hits = await search_messages(
         state.search,
         caller.tx,
         tenant_id=caller.tenant_id,
@@ -43,4 +42,4 @@ async def search(
         role=role,
         limit=limit,
     )
-    return SearchResults(data=from_rows(SearchHit, rows))
+    return SearchResults(data=hits)

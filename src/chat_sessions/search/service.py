@@ -8,11 +8,12 @@ bytes or SQL in a query can only ever be searched for. Every word must match; be
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest
 from chat_sessions.search.backends import SearchBackend
+from chat_sessions.search.schemas import SearchHit
+from chat_sessions.wire import build, in_order
 
 MAX_TERMS = 32
 _WORD = re.compile(r"\w+")
@@ -49,7 +50,7 @@ async def search_messages(
     user_id: str | None,
     role: str | None,
     limit: int,
-) -> list[Any]:
+) -> list[SearchHit]:
     terms = search_terms(query)
     if not terms:
         return []  # only punctuation or operators: nothing can match
@@ -63,4 +64,6 @@ async def search_messages(
         "limit": limit,
     }
     statement = backend.statement(_filters(session_id, user_id, role))
-    return list(await tx.execute(statement, parameters))
+    # The statements are text: their rows are read by the names they give each field.
+    result = await tx.execute(statement, parameters)
+    return build(SearchHit, map(in_order(SearchHit), result.mappings()))

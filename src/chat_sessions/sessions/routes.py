@@ -15,13 +15,11 @@ from chat_sessions.pagination import Cursor
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import (
     SessionCreate,
-    SessionListItem,
     SessionPage,
     SessionRead,
     SessionStatus,
     SessionUpdate,
 )
-from chat_sessions.wire import from_row, from_rows
 
 IfMatch = Annotated[
     str | None,
@@ -37,11 +35,11 @@ def every_if_match(request: Request[Any, Any, Any], if_match: str | None) -> str
     return ", ".join(request.headers.getall("if-match"))
 
 
-def _one(row: Any, status_code: int = 200, **headers: str) -> Response[SessionRead]:
+def _one(session: SessionRead, status_code: int = 200, **headers: str) -> Response[SessionRead]:
     return Response(
-        from_row(SessionRead, row),
+        session,
         status_code=status_code,
-        headers={"ETag": service.etag(row.version), **headers},
+        headers={"ETag": service.etag(session.version), **headers},
     )
 
 
@@ -72,7 +70,7 @@ class SessionController(Controller):
         limit: PageLimit = 20,
         cursor: Cursor = None,
     ) -> SessionPage:
-        rows, next_cursor = await service.list_sessions(
+        found, next_cursor = await service.list_sessions(
             caller.tx,
             tenant_id=caller.tenant_id,
             user_id=user_id,
@@ -80,7 +78,7 @@ class SessionController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        return SessionPage(data=from_rows(SessionListItem, rows), next_cursor=next_cursor)
+        return SessionPage(data=found, next_cursor=next_cursor)
 
     @get("/{session_id:str}", summary="Get a session (with ETag)", responses=tenant_errors(404))
     async def get_session(

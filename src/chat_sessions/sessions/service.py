@@ -9,32 +9,24 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import Select, bindparam, delete, func, insert, select, tuple_, update
-from sqlalchemy.engine import Row
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 
-from chat_sessions.db import Transaction
+from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, NotFound, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, merge_patch, storable_json
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
-from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
+from chat_sessions.sessions.schemas import (
+    SessionCreate,
+    SessionListItem,
+    SessionRead,
+    SessionUpdate,
+)
+from chat_sessions.wire import build, columns
 
 PREVIEW_CHARS = 80
 
-SESSION_COLUMNS = (
-    sessions.c.id,
-    sessions.c.user_id,
-    sessions.c.title,
-    sessions.c.traits,
-    sessions.c.status,
-    sessions.c.result,
-    sessions.c.error,
-    sessions.c.message_count,
-    sessions.c.last_message_at,
-    sessions.c.created_at,
-    sessions.c.updated_at,
-    sessions.c.version,
-)
+SESSION_COLUMNS = columns(SessionRead, sessions)
 
 # The last message's first characters, looked up through the (session_id, seq) index: one
 # index probe per listed session, and always in step with truncations and deletions.
@@ -82,7 +74,7 @@ _CREATE = insert(sessions).returning(*SESSION_COLUMNS)
 
 async def create_session(
     tx: Transaction, *, tenant_id: str, data: SessionCreate, max_json_bytes: int
-) -> Row[Any]:
+) -> SessionRead:
     check_json(data.traits, "traits", max_json_bytes)
     now = utcnow()
     values = {
@@ -101,25 +93,26 @@ async def create_session(
         "updated_at": now,
         "version": 1,
     }
-    return (await tx.execute(_CREATE, values)).one()
+    return build(SessionRead, await tx.execute(_CREATE, values))[0]
 
 
 _THIS_SESSION = (
     sessions.c.id == bindparam("session_id"),
     sessions.c.tenant_id == bindparam("tenant_id"),
 )
-# Hot-path statements are built once, with bound parameters: building a Core statement on
-# every request costs several times what executing the cached one does.
-_GET = select(*SESSION_COLUMNS).where(*_THIS_SESSION)
-_GET_LOCKED = _GET.with_for_update()
-_EXISTS = select(sessions.c.id).where(*_THIS_SESSION)
-_EXISTS_LOCKED = _EXISTS.with_for_update()
+# Hot-path statements are built once, with bound parameters, and run through `Prepared`.
+# Measured against SQLAlchemy's execution of the same statements, SQLite: get one session
+# ~37 µs -> ~18 µs, list 20 sessions ~137 µs -> ~90 µs (bench/micro_sessions.py).
+_GET = Prepared(select(*SESSION_COLUMNS).where(*_THIS_SESSION))
+_GET_LOCKED = Prepared(_GET.statement.with_for_update())
+_EXISTS = Prepared(select(sessions.c.id).where(*_THIS_SESSION))
+_EXISTS_LOCKED = Prepared(_EXISTS.statement.with_for_update())
 
 
 @functools.cache
-def _list_statement(user: bool, status: bool, cursor: bool) -> Select[Any]:
+def _list_statement(user: bool, status: bool, cursor: bool) -> Prepared:
     """The session list for one combination of filters, built once."""
-    statement = select(*SESSION_COLUMNS, _preview).where(
+    statement = select(*columns(SessionListItem, sessions, preview=_preview)).where(
         sessions.c.tenant_id == bindparam("tenant_id")
     )
     if user:
@@ -131,20 +124,25 @@ def _list_statement(user: bool, status: bool, cursor: bool) -> Select[Any]:
             bindparam("position_updated_at", type_=UTCDateTime()), bindparam("position_id")
         )
         statement = statement.where(tuple_(sessions.c.updated_at, sessions.c.id) < position)
-    return statement.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc()).limit(
-        bindparam("limit")
+    return Prepared(
+        statement.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc()).limit(
+            bindparam("limit")
+        )
     )
 
 
-async def _one_session(tx: Transaction, statement: Any, tenant_id: str, session_id: str) -> Any:
-    row = (await tx.execute(statement, {"session_id": session_id, "tenant_id": tenant_id})).first()
-    if row is None:
+async def _one_session(
+    tx: Transaction, statement: Prepared, tenant_id: str, session_id: str
+) -> list[tuple[Any, ...]]:
+    """The session's row (as a list of one), or 404."""
+    rows = await tx.run(statement, {"session_id": session_id, "tenant_id": tenant_id})
+    if not rows:
         raise not_found()
-    return row
+    return rows
 
 
-async def get_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:
-    return await _one_session(tx, _GET, tenant_id, session_id)  # type: ignore[no-any-return]
+async def get_session(tx: Transaction, *, tenant_id: str, session_id: str) -> SessionRead:
+    return build(SessionRead, await _one_session(tx, _GET, tenant_id, session_id))[0]
 
 
 async def ensure_session(
@@ -162,7 +160,7 @@ async def list_sessions(
     status: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Row[Any]], str | None]:
+) -> tuple[list[SessionListItem], str | None]:
     """Newest activity first; (updated_at, id) descending is a total order, so keyset pages
     neither repeat nor skip rows, and page N costs what page 1 costs."""
     scope = ("sessions", tenant_id, user_id, status)
@@ -179,24 +177,24 @@ async def list_sessions(
         except ValueError:
             raise BadRequest("invalid cursor") from None
     statement = _list_statement(user_id is not None, status is not None, cursor is not None)
-    rows = list((await tx.execute(statement, parameters)).all())
-    return cut_page(rows, limit, scope, lambda row: [row.updated_at.isoformat(), row.id])
+    found = build(SessionListItem, await tx.run(statement, parameters))
+    return cut_page(found, limit, scope, lambda item: [item.updated_at.isoformat(), item.id])
 
 
-async def _locked_session(tx: Transaction, *, tenant_id: str, session_id: str) -> Row[Any]:
-    return await _one_session(tx, _GET_LOCKED, tenant_id, session_id)  # type: ignore[no-any-return]
+async def _locked_session(tx: Transaction, *, tenant_id: str, session_id: str) -> SessionRead:
+    return build(SessionRead, await _one_session(tx, _GET_LOCKED, tenant_id, session_id))[0]
 
 
 async def _write_session(
     tx: Transaction, *, tenant_id: str, session_id: str, values: dict[str, Any]
-) -> Row[Any]:
+) -> SessionRead:
     statement = (
         update(sessions)
         .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
         .values(**values, updated_at=utcnow(), version=sessions.c.version + 1)
         .returning(*SESSION_COLUMNS)
     )
-    return (await tx.execute(statement)).one()
+    return build(SessionRead, await tx.execute(statement))[0]
 
 
 async def update_session(
@@ -207,7 +205,7 @@ async def update_session(
     changes: SessionUpdate,
     if_match: str | None,
     max_json_bytes: int,
-) -> Row[Any]:
+) -> SessionRead:
     """Apply a PATCH under the session row's lock, so concurrent merge patches lose nothing."""
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
     check_if_match(if_match, current.version)
@@ -235,7 +233,7 @@ async def replace_traits(
     traits: dict[str, Any],
     if_match: str | None,
     max_json_bytes: int,
-) -> Row[Any]:
+) -> SessionRead:
     check_json(traits, "traits", max_json_bytes)
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
     check_if_match(if_match, current.version)

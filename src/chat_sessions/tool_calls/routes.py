@@ -18,7 +18,6 @@ from chat_sessions.tool_calls.schemas import (
     ToolCallStatus,
     ToolCallUpdate,
 )
-from chat_sessions.wire import from_row, from_rows
 
 
 class ToolCallController(Controller):
@@ -37,14 +36,13 @@ class ToolCallController(Controller):
         session_id: FromPath[str],
         data: JSONBody[ToolCallCreate],
     ) -> ToolCallRead:
-        row = await service.create_tool_call(
+        return await service.create_tool_call(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
             data=data,
             max_json_bytes=caller.settings.max_json_bytes,
         )
-        return from_row(ToolCallRead, row)
 
     @patch(
         "/{tool_call_pk:str}",
@@ -58,7 +56,7 @@ class ToolCallController(Controller):
         tool_call_pk: FromPath[str],
         data: JSONBody[ToolCallUpdate],
     ) -> ToolCallRead:
-        row = await service.update_tool_call(
+        return await service.update_tool_call(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
@@ -66,7 +64,6 @@ class ToolCallController(Controller):
             change=data,
             max_json_bytes=caller.settings.max_json_bytes,
         )
-        return from_row(ToolCallRead, row)
 
     @get("/", summary="Tool calls in creation order", responses=tenant_errors(404))
     async def list_tool_calls(
@@ -77,7 +74,7 @@ class ToolCallController(Controller):
         limit: PageLimit = 20,
         cursor: Cursor = None,
     ) -> ToolCallPage:
-        rows, next_cursor = await service.list_tool_calls(
+        found, next_cursor = await service.list_tool_calls(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
@@ -85,4 +82,4 @@ class ToolCallController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        return ToolCallPage(data=from_rows(ToolCallRead, rows), next_cursor=next_cursor)
+        return ToolCallPage(data=found, next_cursor=next_cursor)

@@ -6,7 +6,6 @@ from typing import Any
 
 from msgspec import UNSET
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Row
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import Conflict, NotFound
@@ -14,7 +13,8 @@ from chat_sessions.jsonvalues import check_json
 from chat_sessions.models import messages, new_id, tool_calls, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session
-from chat_sessions.tool_calls.schemas import ToolCallCreate, ToolCallUpdate
+from chat_sessions.tool_calls.schemas import ToolCallCreate, ToolCallRead, ToolCallUpdate
+from chat_sessions.wire import build, columns
 
 # Where each status may go next. A finished call is final: a retried tool is a new call.
 LEGAL_MOVES: dict[str, frozenset[str]] = {
@@ -25,7 +25,7 @@ LEGAL_MOVES: dict[str, frozenset[str]] = {
 }
 FINISHED = frozenset({"completed", "failed"})
 
-TOOL_CALL_COLUMNS = tuple(c for c in tool_calls.c if c.name != "tenant_id")
+TOOL_CALL_COLUMNS = columns(ToolCallRead, tool_calls)
 
 
 async def create_tool_call(
@@ -35,7 +35,7 @@ async def create_tool_call(
     session_id: str,
     data: ToolCallCreate,
     max_json_bytes: int,
-) -> Row[Any]:
+) -> ToolCallRead:
     check_json(data.arguments, "arguments", max_json_bytes)
     await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
     if data.message_id is not None:
@@ -65,7 +65,7 @@ async def create_tool_call(
         )
         .returning(*TOOL_CALL_COLUMNS)
     )
-    return (await tx.execute(statement)).one()
+    return build(ToolCallRead, await tx.execute(statement))[0]
 
 
 async def update_tool_call(
@@ -76,7 +76,7 @@ async def update_tool_call(
     tool_call_pk: str,
     change: ToolCallUpdate,
     max_json_bytes: int,
-) -> Row[Any]:
+) -> ToolCallRead:
     """Move a tool call to `change.status`; 409 for a move the lifecycle does not allow."""
     scope = (
         tool_calls.c.id == tool_call_pk,
@@ -101,7 +101,7 @@ async def update_tool_call(
     if change.status in FINISHED:
         values["completed_at"] = utcnow()
     statement = update(tool_calls).where(*scope).values(**values).returning(*TOOL_CALL_COLUMNS)
-    return (await tx.execute(statement)).one()
+    return build(ToolCallRead, await tx.execute(statement))[0]
 
 
 async def list_tool_calls(
@@ -112,7 +112,7 @@ async def list_tool_calls(
     status: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Row[Any]], str | None]:
+) -> tuple[list[ToolCallRead], str | None]:
     """Creation order: ids are UUIDv7, so id order is creation order."""
     scope = ("tool_calls", tenant_id, session_id, status)
     statement = select(*TOOL_CALL_COLUMNS).where(
@@ -123,7 +123,9 @@ async def list_tool_calls(
     if cursor is not None:
         (after_id,) = decode_cursor(cursor, scope, (str,))
         statement = statement.where(tool_calls.c.id > after_id)
-    rows = list((await tx.execute(statement.order_by(tool_calls.c.id).limit(limit + 1))).all())
-    if not rows:
+    found = build(
+        ToolCallRead, await tx.execute(statement.order_by(tool_calls.c.id).limit(limit + 1))
+    )
+    if not found:
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    return cut_page(rows, limit, scope, lambda row: [row.id])
+    return cut_page(found, limit, scope, lambda call: [call.id])

@@ -12,7 +12,6 @@ from chat_sessions.sessions.schemas import SessionRead
 from chat_sessions.sessions.service import etag
 from chat_sessions.transfer import service
 from chat_sessions.transfer.schemas import ExportDocument, ImportDocument
-from chat_sessions.wire import from_row
 
 
 class TransferController(Controller):
@@ -44,7 +43,7 @@ class TransferController(Controller):
         caller: NamedDependency[Caller],
         data: JSONBody[ImportDocument],
     ) -> Response[SessionRead]:
-        row = await service.import_session(
+        session = await service.import_session(
             caller.tx,
             tenant_id=caller.tenant_id,
             document=data,
@@ -52,7 +51,7 @@ class TransferController(Controller):
             max_json_bytes=caller.settings.max_json_bytes,
         )
         return Response(
-            from_row(SessionRead, row),
+            session,
             status_code=201,
-            headers={"Location": f"/v1/sessions/{row.id}", "ETag": etag(row.version)},
+            headers={"Location": f"/v1/sessions/{session.id}", "ETag": etag(session.version)},
         )

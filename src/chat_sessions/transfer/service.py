@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import insert, select
 
 from chat_sessions.db import Transaction
@@ -17,7 +15,7 @@ from chat_sessions.sessions.service import get_session
 from chat_sessions.tool_calls.schemas import ToolCallRead
 from chat_sessions.tool_calls.service import TOOL_CALL_COLUMNS
 from chat_sessions.transfer.schemas import FORMAT, ExportDocument, ImportDocument
-from chat_sessions.wire import from_row
+from chat_sessions.wire import build
 
 
 async def export_session(tx: Transaction, *, tenant_id: str, session_id: str) -> ExportDocument:
@@ -34,9 +32,9 @@ async def export_session(tx: Transaction, *, tenant_id: str, session_id: str) ->
     )
     return ExportDocument(
         format=FORMAT,
-        session=from_row(SessionRead, session),
-        messages=[from_row(MessageRead, row) for row in message_rows],
-        tool_calls=[from_row(ToolCallRead, row) for row in tool_call_rows],
+        session=session,
+        messages=build(MessageRead, message_rows),
+        tool_calls=build(ToolCallRead, tool_call_rows),
     )
 
 
@@ -78,7 +76,7 @@ async def import_session(
     document: ImportDocument,
     max_message_bytes: int,
     max_json_bytes: int,
-) -> Any:
+) -> SessionRead:
     """Recreate an exported session under new ids in this tenant, all or nothing: seqs,
     contents, metadata, timestamps, traits and tool calls are kept."""
     _check_document(document, max_message_bytes, max_json_bytes)
