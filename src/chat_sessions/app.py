@@ -18,7 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import KeyCache, KeyUsage, authenticate
-from chat_sessions.bodies import check_request
+from chat_sessions.bodies import StrictRequest, check_request
 from chat_sessions.caller import Caller
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, problem, problem_responses
@@ -81,8 +81,9 @@ async def provide_caller(
 
 async def check_tenant_request(request: Request[Any, Any, Any]) -> None:
     """Tenant routes: the API key first, so a request without one is a 401 whatever else is
-    wrong with it, then the body. (A hook rather than a guard: Litestar copies the route
-    handler on every guard call.) Before both: no tenant route serves on an old schema."""
+    wrong with it, then the request's shape (`check_request`). (A hook rather than a guard:
+    Litestar copies the route handler on every guard call.) Before both: no tenant route
+    serves on an old schema."""
     state = request.app.state
     await state.schema_gate.check(state.database)
     await authenticate(request)
@@ -177,20 +178,27 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         dependencies={"caller": Provide(provide_caller)},
         security=[{"bearer": []}],
     )
-    admin_api = Router(path="/v1", route_handlers=[AdminController], security=[{"bearer": []}])
+    # Each router names its own `before_request`, and none is set on the app: Litestar runs
+    # only the closest layer's hook, so an app-level one would run where no router sets one
+    # and silently not where one does. Tenant routes: check_tenant_request (schema, API key,
+    # then check_request); admin routes: check_request, after their guard (auth.admin_guard);
+    # operations and OpenAPI routes: check_request (tests/test_assembly.py checks every route).
+    admin_api = Router(
+        path="/v1",
+        route_handlers=[AdminController],
+        before_request=check_request,
+        security=[{"bearer": []}],
+    )
+    operations = Router(
+        path="/", route_handlers=[health, ready, MetricsController], before_request=check_request
+    )
     return App(
         # Without ADMIN_TOKEN the admin routes do not exist: 404 for every method, not 405.
-        route_handlers=[
-            tenant_api,
-            *([admin_api] if settings.admin_token else []),
-            health,
-            ready,
-            MetricsController,
-        ],
+        route_handlers=[tenant_api, *([admin_api] if settings.admin_token else []), operations],
         dependencies={
             "tx": Provide(provide_transaction),
         },
-        before_request=check_request,
+        request_class=StrictRequest,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware],
         plugins=[ClosedStructSchemaPlugin()],
@@ -207,13 +215,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 "key_cache": KeyCache(settings.api_key_cache_seconds),
                 "key_usage": key_usage,
                 "search": searcher,
+                "handler_shapes": {},  # bodies.shape_of
             }
         ),
         openapi_config=OpenAPIConfig(
             title="chat-sessions",
             version="1.0.0",
             description="Multi-tenant session store for chatbots and agents.",
-            path="/schema",
+            # Litestar adds the document's routes to this router; the hook is ours.
+            openapi_router=Router(path="/schema", route_handlers=[], before_request=check_request),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

@@ -12,16 +12,14 @@ from typing import Any
 
 import msgspec
 import pydantic
-from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from chat_sessions.admin import service as admin
 from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction
-from chat_sessions.errors import DomainError, NotFound
+from chat_sessions.errors import DomainError
 from chat_sessions.messages import service as message_service
-from chat_sessions.models import sessions
 from chat_sessions.retention import run_cleanup
 from chat_sessions.sessions import service as session_service
 from chat_sessions.settings import Settings
@@ -55,7 +53,7 @@ def _check_database(settings: Settings) -> None:
 
     async def ping(database: Database) -> None:
         async with database.transaction() as tx:
-            await tx.execute(text("SELECT 1"))
+            await admin.ping(tx)
 
     _run_with_database(settings, ping)
 
@@ -220,16 +218,6 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> None:
         print(entry.describe(dry_run=args.dry_run))
 
 
-async def _tenant_of_session(tx: Transaction, session_id: str) -> str:
-    """The operator names a session by id alone; its tenant scopes every query after that."""
-    tenant_id = (
-        await tx.execute(select(sessions.c.tenant_id).where(sessions.c.id == session_id))
-    ).scalar()
-    if tenant_id is None:
-        raise NotFound(f"no session {session_id}")
-    return str(tenant_id)
-
-
 def cmd_sessions_list(args: argparse.Namespace, settings: Settings) -> None:
     async def work(tx: Transaction) -> list[Any]:
         tenant = await admin.get_tenant(tx, args.tenant)
@@ -248,7 +236,7 @@ def cmd_sessions_list(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
     async def work(tx: Transaction) -> tuple[Any, list[Any]]:
-        tenant_id = await _tenant_of_session(tx, args.session_id)
+        tenant_id = await admin.tenant_of_session(tx, args.session_id)
         session = await session_service.get_session(
             tx, tenant_id=tenant_id, session_id=args.session_id
         )
@@ -289,7 +277,7 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_sessions_delete(args: argparse.Namespace, settings: Settings) -> None:
     async def work(tx: Transaction) -> None:
-        tenant_id = await _tenant_of_session(tx, args.session_id)
+        tenant_id = await admin.tenant_of_session(tx, args.session_id)
         await session_service.delete_session(tx, tenant_id=tenant_id, session_id=args.session_id)
 
     _run_in_transaction(settings, work)

@@ -9,7 +9,7 @@ generated from the document, and schemathesis, send what the server refuses:
   is constrained: here every bound msgspec checks is written on the property.
 
 This extends Litestar's own struct plugin, a private class (tests/test_reliability_openapi.py
-fails loudly if it changes; Litestar is pinned below 3).
+fails loudly if it changes; pyproject.toml bounds Litestar to the tested minor, 2.25).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Tenants and their API keys: what an operator manages."""
+"""Tenants and their API keys, and the lookups across tenants an operator makes (the CLI)."""
 
 from __future__ import annotations
 
 from msgspec import UNSET
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from chat_sessions.admin.schemas import (
     KeyCreated,
@@ -154,3 +154,18 @@ async def revoke_key(tx: Transaction, *, key_id: str, tenant_id: str | None = No
     )
     if result.rowcount == 0:
         raise NotFound("API key not found")
+
+
+async def tenant_of_session(tx: Transaction, session_id: str) -> str:
+    """The operator names a session by id alone; its tenant scopes every query after that."""
+    tenant_id = (
+        await tx.execute(select(sessions.c.tenant_id).where(sessions.c.id == session_id))
+    ).scalar()
+    if tenant_id is None:
+        raise NotFound(f"no session {session_id}")
+    return str(tenant_id)
+
+
+async def ping(tx: Transaction) -> None:
+    """One statement: fails at once on a database that cannot be used."""
+    await tx.execute(text("SELECT 1"))

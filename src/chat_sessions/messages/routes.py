@@ -8,6 +8,7 @@ from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from chat_sessions import preconditions
 from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
@@ -59,7 +60,7 @@ class MessageController(Controller):
             tenant_id=caller.tenant_id,
             session_id=session_id,
             new=new,
-            idempotency_key=service.parse_idempotency_key(idempotency_key),
+            idempotency_key=preconditions.idempotency_key(idempotency_key),
             expected_last_seq=expected_last_seq,
             max_message_bytes=caller.settings.max_message_bytes,
             max_json_bytes=caller.settings.max_json_bytes,

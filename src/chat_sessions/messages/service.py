@@ -27,7 +27,6 @@ from chat_sessions.sessions.service import ensure_session, not_found
 from chat_sessions.wire import build, columns, in_order
 
 MESSAGE_COLUMNS = columns(MessageRead, messages)
-MAX_IDEMPOTENCY_KEY = 255
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
@@ -72,24 +71,6 @@ def _history_statement(
     return Prepared(
         statement.order_by(seq.desc() if descending else seq.asc()).limit(bindparam("limit"))
     )
-
-
-def parse_idempotency_key(header: str | None) -> str | None:
-    """The key from an `Idempotency-Key` header, bare or as a quoted string, as UTF-8 text.
-
-    Header values reach us as Latin-1 (the bytes as sent, one character each): a key that is
-    not UTF-8 is refused, so one key is never stored as two different strings."""
-    if header is None:
-        return None
-    try:
-        key = header.encode("latin-1").decode("utf-8").strip()
-    except UnicodeError:
-        raise BadRequest("Idempotency-Key must be UTF-8 text") from None
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise BadRequest(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} printable characters")
-    return key
 
 
 def request_hash(kind: str, new: list[MessageCreate]) -> str:

@@ -12,6 +12,7 @@ from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
 from chat_sessions.pagination import Cursor
+from chat_sessions.preconditions import etag, if_match_versions
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import (
     SessionCreate,
@@ -27,19 +28,11 @@ IfMatch = Annotated[
 ]
 
 
-def every_if_match(request: Request[Any, Any, Any], if_match: str | None) -> str | None:
-    """The whole `If-Match` list: Litestar hands a header parameter its first line only, and
-    RFC 9110 reads several lines as one list joined by commas."""
-    if if_match is None:
-        return None
-    return ", ".join(request.headers.getall("if-match"))
-
-
 def _one(session: SessionRead, status_code: int = 200, **headers: str) -> Response[SessionRead]:
     return Response(
         session,
         status_code=status_code,
-        headers={"ETag": service.etag(session.version), **headers},
+        headers={"ETag": etag(session.version), **headers},
     )
 
 
@@ -108,7 +101,7 @@ class SessionController(Controller):
             tenant_id=caller.tenant_id,
             session_id=session_id,
             changes=data,
-            if_match=every_if_match(request, if_match),
+            expected_versions=if_match_versions(request, if_match),
             max_json_bytes=caller.settings.max_json_bytes,
         )
         return _one(row)
@@ -131,7 +124,7 @@ class SessionController(Controller):
             tenant_id=caller.tenant_id,
             session_id=session_id,
             traits=data,
-            if_match=every_if_match(request, if_match),
+            expected_versions=if_match_versions(request, if_match),
             max_json_bytes=caller.settings.max_json_bytes,
         )
         return _one(row)
@@ -153,5 +146,5 @@ class SessionController(Controller):
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
-            if_match=every_if_match(request, if_match),
+            expected_versions=if_match_versions(request, if_match),
         )

@@ -16,6 +16,7 @@ from chat_sessions.errors import BadRequest, NotFound, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, merge_patch, storable_json
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
+from chat_sessions.preconditions import etag
 from chat_sessions.sessions.schemas import (
     SessionCreate,
     SessionListItem,
@@ -45,23 +46,11 @@ def not_found() -> NotFound:
     return NotFound("session not found")
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def check_if_match(if_match: str | None, version: int) -> None:
-    """412 unless `If-Match` (when given) names the session's current ETag, or is `*`.
-
-    `if_match` is a list of entity tags (RFC 9110 13.1.1: every `If-Match` line, joined by
-    commas); any one matching is enough, by strong comparison (a weak `W/"2"` never matches).
-    Our tags are digits in quotes, so splitting at commas is exact. A bare `2` is taken too."""
-    if if_match is None:
+def check_version(expected_versions: frozenset[int] | None, version: int) -> None:
+    """412 unless the session's current version is one the request accepts (None: any)."""
+    if expected_versions is None or version in expected_versions:
         return
-    candidates = [tag.strip() for tag in if_match.split(",")]
-    current = etag(version)
-    if "*" in candidates or current in candidates or str(version) in candidates:
-        return
-    raise PreconditionFailed(f"the session has changed: its ETag is now {current}")
+    raise PreconditionFailed(f"the session has changed: its ETag is now {etag(version)}")
 
 
 def _same_json(a: Any, b: Any) -> bool:
@@ -203,12 +192,12 @@ async def update_session(
     tenant_id: str,
     session_id: str,
     changes: SessionUpdate,
-    if_match: str | None,
+    expected_versions: frozenset[int] | None,
     max_json_bytes: int,
 ) -> SessionRead:
     """Apply a PATCH under the session row's lock, so concurrent merge patches lose nothing."""
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
-    check_if_match(if_match, current.version)
+    check_version(expected_versions, current.version)
     # Only what differs is written: a PATCH that changes nothing keeps version and updated_at.
     values: dict[str, Any] = {
         name: value
@@ -231,12 +220,12 @@ async def replace_traits(
     tenant_id: str,
     session_id: str,
     traits: dict[str, Any],
-    if_match: str | None,
+    expected_versions: frozenset[int] | None,
     max_json_bytes: int,
 ) -> SessionRead:
     check_json(traits, "traits", max_json_bytes)
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
-    check_if_match(if_match, current.version)
+    check_version(expected_versions, current.version)
     if _same_json(storable_json(traits), current.traits):
         return current
     return await _write_session(
@@ -245,12 +234,16 @@ async def replace_traits(
 
 
 async def delete_session(
-    tx: Transaction, *, tenant_id: str, session_id: str, if_match: str | None = None
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    expected_versions: frozenset[int] | None = None,
 ) -> None:
     """Delete the session; the database's cascade deletes its messages and tool calls."""
-    if if_match is not None:
+    if expected_versions is not None:
         current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
-        check_if_match(if_match, current.version)
+        check_version(expected_versions, current.version)
     result = await tx.execute(
         delete(sessions).where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
     )

@@ -7,7 +7,8 @@ from litestar.di import NamedDependency
 
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
-from chat_sessions.stats.service import Stats, tenant_stats
+from chat_sessions.stats.schemas import Stats
+from chat_sessions.stats.service import tenant_stats
 
 
 @get(

@@ -7,18 +7,11 @@ number of sessions, never with the number of messages.
 
 from __future__ import annotations
 
-from msgspec import Struct
 from sqlalchemy import func, select
 
 from chat_sessions.db import Transaction
 from chat_sessions.models import sessions
-
-
-class Stats(Struct):
-    sessions: int
-    messages: int
-    tokens: int
-    users: int
+from chat_sessions.stats.schemas import Stats
 
 
 async def tenant_stats(tx: Transaction, *, tenant_id: str) -> Stats:

@@ -8,8 +8,8 @@ from litestar.params import FromPath, JSONBody
 
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
+from chat_sessions.preconditions import etag
 from chat_sessions.sessions.schemas import SessionRead
-from chat_sessions.sessions.service import etag
 from chat_sessions.transfer import service
 from chat_sessions.transfer.schemas import ExportDocument, ImportDocument
 

@@ -8,7 +8,8 @@ from litestar.params import FromPath
 
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
-from chat_sessions.users.service import Erasure, erase_user
+from chat_sessions.users.schemas import Erasure
+from chat_sessions.users.service import erase_user
 
 
 @delete(

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from msgspec import Struct
 from sqlalchemy import delete
 
 from chat_sessions.db import Transaction
 from chat_sessions.models import sessions
-
-
-class Erasure(Struct):
-    deleted_sessions: int
 
 
 async def erase_user(tx: Transaction, *, tenant_id: str, user_id: str) -> int:
