@@ -21,7 +21,7 @@ export DATABASE_PATH="$WORK/sessions.db" DATABASE_URL= HOST=127.0.0.1 PORT="$POR
 export ADMIN_TOKEN="st-admin-$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(24))')"
 export LOG_LEVEL=warning
 # schemathesis sends hundreds of requests without a key and expects 401 for each; past 30 a
-# minute the service answers 429 instead, as it should (tests/test_reliability_edges.py).
+# minute the service answers 429 instead, as it should (tests/http/test_edges.py).
 export AUTH_FAILURES_PER_MINUTE=0
 
 "$BIN/chat-sessions" migrate >/dev/null

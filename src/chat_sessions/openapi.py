@@ -8,7 +8,7 @@ generated from the document, and schemathesis, send what the server refuses:
 - a bound of 0 (`Meta(ge=0)`) is dropped, 0 being falsy where Litestar asks whether a field
   is constrained: here every bound msgspec checks is written on the property.
 
-This extends Litestar's own struct plugin, a private class (tests/test_reliability_openapi.py
+This extends Litestar's own struct plugin, a private class (tests/http/test_openapi.py
 fails loudly if it changes; pyproject.toml bounds Litestar to the tested minor, 2.25).
 """
 
