@@ -16,12 +16,11 @@ from litestar import Litestar, Request, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.routes import HTTPRoute
-from test_bad_input import assert_problem, stored
 
 from chat_sessions.bodies import StrictRequest, check_request
 from chat_sessions.db import Database
 from chat_sessions.errors import EXCEPTION_HANDLERS
-from support import ADMIN
+from support import ADMIN, assert_problem, stored
 
 
 class Shape(msgspec.Struct, forbid_unknown_fields=True):
