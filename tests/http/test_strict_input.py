@@ -526,7 +526,7 @@ async def test_a_nul_in_a_query_value_is_400(client: httpx.AsyncClient, tenant: 
     ]:
         response = await client.get(path, headers=tenant.headers)
         assert_problem(response, 400)
-    # The search text is plain user text: there a NUL counts as a space (tests/search/test_routes.py).
+    # The search text is plain user text: a NUL counts as a space there (tests/search/).
     response = await client.get("/v1/search?q=a%00b", headers=tenant.headers)
     assert response.status_code == 200, response.text
 
