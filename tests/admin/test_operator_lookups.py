@@ -17,7 +17,7 @@ async def test_tenant_of_session_names_the_sessions_tenant_or_is_not_found(
 ) -> None:
     async with database.transaction() as tx:
         await admin.ping(tx)
-        tenant, _ = await admin.create_tenant(tx, TenantCreate(name="acme"))
+        tenant = (await admin.create_tenant(tx, TenantCreate(name="acme"))).tenant
         row = await sessions.create_session(
             tx, tenant_id=tenant.id, data=SessionCreate(), max_json_bytes=1024
         )

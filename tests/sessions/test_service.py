@@ -33,7 +33,7 @@ async def test_a_traits_patch_merges_nested_objects_and_null_removes_a_key(
             tenant_id=tenant_id,
             session_id=created.id,
             changes=patch,
-            if_match=None,
+            expected_versions=None,
             max_json_bytes=MAX_JSON,
         )
     assert updated.traits == {"plan": "pro", "prefs": {"lang": "en", "theme": "dark"}}
