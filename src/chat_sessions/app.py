@@ -223,7 +223,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             version="1.0.0",
             description="Multi-tenant session store for chatbots and agents.",
             # Litestar adds the document's routes to this router; the hook is ours.
-            openapi_router=Router(path="/schema", route_handlers=[], before_request=check_request),
+            # The document's own routes stay out of it, as Litestar's default router keeps them.
+            openapi_router=Router(
+                path="/schema",
+                route_handlers=[],
+                before_request=check_request,
+                include_in_schema=False,
+            ),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

@@ -143,3 +143,8 @@ async def test_a_truncation_point_outside_the_documented_range_is_400(
     )
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == PROBLEM_JSON
+
+
+def test_the_document_describes_the_api_not_its_own_routes(document: dict[str, Any]) -> None:
+    assert not [path for path in document["paths"] if path.startswith("/schema")]
+    assert "/v1/sessions" in document["paths"]
