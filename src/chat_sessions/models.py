@@ -15,7 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -31,6 +43,14 @@ metadata: MetaData = SQLModel.metadata
 
 # SQL NULL for None (by default the JSON type would store the JSON text "null").
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+# JSON kept as the text that was sent, on both engines: PostgreSQL's JSONB would reorder keys
+# and drop duplicates. For what the service stores and returns without reading inside it
+# (content parts, provider items).
+VerbatimJSON = JSON(none_as_null=True)
+# The caller's own session id. Compared byte by byte on both engines (SQLite's BINARY is the
+# default; PostgreSQL's "C" collation), so a prefix is an index range: every id that starts
+# with P sorts between P and P followed by the highest character.
+ExternalIdType = String(256).with_variant(String(256, collation="C"), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -141,11 +161,21 @@ class Session(SQLModel, table=True):
     __table_args__ = (
         Index(None, "tenant_id", "updated_at", "id"),
         Index(None, "tenant_id", "user_id", "updated_at", "id"),
+        # Unique per tenant, and the range that `external_id_prefix` lists.
+        Index(
+            None,
+            "tenant_id",
+            "external_id",
+            unique=True,
+            sqlite_where=Column("external_id").isnot(None),
+            postgresql_where=Column("external_id").isnot(None),
+        ),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     tenant_id: str = Field(foreign_key="tenants.id", ondelete="CASCADE", max_length=36)
     user_id: str | None = Field(default=None, max_length=256)
+    external_id: str | None = Field(default=None, sa_column=Column(ExternalIdType))
     title: str | None = Field(default=None, sa_type=Text)
     traits: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     status: str = Field(default="active", max_length=32)
@@ -183,7 +213,15 @@ class Message(SQLModel, table=True):
     session_id: str = Field(foreign_key="sessions.id", ondelete="CASCADE", max_length=36)
     seq: int
     role: str = Field(max_length=16)
+    # The text: the string sent, or the text of the text parts (what search indexes, previews
+    # show and /context passes on).
     content: str = Field(sa_type=Text)
+    # The content parts as sent, when `content` was an array; NULL for a string.
+    content_parts: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(VerbatimJSON)
+    )
+    # A provider-native item (OpenAI Responses item, ADK event, ...), stored verbatim.
+    item: dict[str, Any] | None = Field(default=None, sa_column=Column(VerbatimJSON))
     name: str | None = Field(default=None, max_length=256)
     tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONType))
     tool_call_id: str | None = Field(default=None, max_length=256)
@@ -217,9 +255,25 @@ class ToolCall(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class EndUser(SQLModel, table=True):
+    """State shared by every session of one end-user of a tenant (ADK's `user:` scope).
+    A user without a row has empty traits; erasing the user deletes the row."""
+
+    __tablename__ = "end_users"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "user_id"),)
+
+    tenant_id: str = Field(foreign_key="tenants.id", ondelete="CASCADE", max_length=36)
+    user_id: str = Field(max_length=256)
+    traits: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+    version: int = 1
+
+
 # The tables themselves, for SQLAlchemy Core statements on the hot paths.
 tenants: Table = Tenant.__table__  # type: ignore[attr-defined]
 api_keys: Table = ApiKey.__table__  # type: ignore[attr-defined]
 sessions: Table = Session.__table__  # type: ignore[attr-defined]
 messages: Table = Message.__table__  # type: ignore[attr-defined]
 tool_calls: Table = ToolCall.__table__  # type: ignore[attr-defined]
+end_users: Table = EndUser.__table__  # type: ignore[attr-defined]
