@@ -118,14 +118,10 @@ def run(args: argparse.Namespace) -> int:
             service = service_server(
                 workdir, workers=workers, database_url=database_url, admin_token=admin_token
             )
-            bare = bare_server(workdir, workers=workers)
             stack.callback(service.stop)
-            stack.callback(bare.stop)
             service.start()
-            bare.start()
             print(
-                f"\n[{workers} worker{'s' if workers > 1 else ''}] service on {service.base},"
-                f" bare app on {bare.base}",
+                f"\n[{workers} worker{'s' if workers > 1 else ''}] service on {service.base}",
                 flush=True,
             )
             small_results: dict[str, ScenarioResult] = {}
@@ -133,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
                 fx, small_total, cursor = asyncio.run(
                     prepare_small(service.base, admin_token, plan)
                 )
+            assert fx is not None
+            # Started once the seeding has named the session of messages with parts.
+            bare = bare_server(workdir, workers=workers, parts_session=fx.parts_session)
+            stack.callback(bare.stop)
+            bare.start()
+            print(f"  bare app on {bare.base}", flush=True)
+            if position == 0:
                 small = build_scenarios(plan, fx, cursor)
                 seconds = settle_database(service, fx.main_key)
                 built = f"; search index built in {seconds:.1f} s" if engine == "sqlite" else ""
@@ -153,7 +156,6 @@ def run(args: argparse.Namespace) -> int:
                         f" {seconds:.1f} s ({figures['messages_per_s']:,} messages/s)",
                         flush=True,
                     )
-            assert fx is not None
             cursor = asyncio.run(deep_cursor(service.base, admin_token, fx, plan))
             scenarios = build_scenarios(plan, fx, cursor)
             print(f"\nlarge database ({big_total:,} messages)", flush=True)
