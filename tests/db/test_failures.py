@@ -108,6 +108,32 @@ async def test_a_group_commit_that_fails_answers_every_request_in_it_with_5xx_an
 
 
 @pytest.mark.sqlite_only
+async def test_after_a_failed_commit_of_a_sessions_write_the_writer_serves_and_stores_only_the_new(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    """A PATCH runs its statements through SQLAlchemy (appends run on the driver): a COMMIT
+    that fails then leaves SQLAlchemy's transaction inactive, and SQLite's still open with
+    the PATCH in it. Both must be rolled back, or every later write fails (or, worse, a
+    later commit stores the write that was answered 5xx)."""
+    session_id = await new_session(client, tenant, title="before")
+    refusal = _refuse(database, sqlite3.SQLITE_TRANSACTION, "COMMIT", times=1)
+    failed = await client.patch(
+        f"/v1/sessions/{session_id}", json={"title": "lost"}, headers=tenant.headers
+    )
+    assert refusal.refused == 1
+    _assert_server_problem(failed)
+    created = [await new_session(client, tenant, title=f"after {i}") for i in range(3)]
+    kept = await client.patch(
+        f"/v1/sessions/{created[0]}", json={"title": "kept"}, headers=tenant.headers
+    )
+    assert kept.status_code == 200, kept.text
+    session = await client.get(f"/v1/sessions/{session_id}", headers=tenant.headers)
+    assert session.json()["title"] == "before"
+    assert session.json()["version"] == 1
+    assert await count_rows(database, "sessions") == 4
+
+
+@pytest.mark.sqlite_only
 async def test_every_commit_failing_acknowledges_nothing(
     client: httpx.AsyncClient, tenant: Tenant, database: Database
 ) -> None:
@@ -411,7 +437,7 @@ async def test_the_admin_key_listing_shows_prefix_and_times_of_every_key(
     assert "key_hash" not in first_key and "api_key" not in first_key
 
     missing = await client.get("/v1/admin/tenants/no-such-tenant/keys", headers=ADMIN)
-    assert missing.status_code == 404
+    assert missing.status_code == 404, missing.text
     assert (await client.get(f"/v1/admin/tenants/{tenant.id}/keys")).status_code == 401
 
 

@@ -200,9 +200,13 @@ class _RawTransaction:
             self._link.raw.execute("COMMIT")
 
     def rollback(self) -> None:
-        if self._link.connection.in_transaction():
+        # After a COMMIT that failed through SQLAlchemy, its transaction is inactive but still
+        # there (`in_transaction()` is False): until it is rolled back the connection refuses
+        # every SQLAlchemy statement (PendingRollbackError). Rolling it back then sends
+        # nothing to SQLite, whose transaction is still open with the group's writes in it.
+        if self._link.connection.get_transaction() is not None:
             self._link.connection.rollback()
-        else:
+        if self._link.raw.in_transaction:
             self._link.raw.execute("ROLLBACK")
 
 
