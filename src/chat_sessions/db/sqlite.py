@@ -200,10 +200,8 @@ class _RawTransaction:
             self._link.raw.execute("COMMIT")
 
     def rollback(self) -> None:
-        # After a COMMIT that failed through SQLAlchemy, its transaction is inactive but still
-        # there (`in_transaction()` is False): until it is rolled back the connection refuses
-        # every SQLAlchemy statement (PendingRollbackError). Rolling it back then sends
-        # nothing to SQLite, whose transaction is still open with the group's writes in it.
+        # After a COMMIT failed through SQLAlchemy, its transaction is inactive, not gone (later
+        # statements: PendingRollbackError), and SQLite's is still open: end both.
         if self._link.connection.get_transaction() is not None:
             self._link.connection.rollback()
         if self._link.raw.in_transaction:
