@@ -200,9 +200,11 @@ class _RawTransaction:
             self._link.raw.execute("COMMIT")
 
     def rollback(self) -> None:
-        if self._link.connection.in_transaction():
+        # After a COMMIT failed through SQLAlchemy, its transaction is inactive, not gone (later
+        # statements: PendingRollbackError), and SQLite's is still open: end both.
+        if self._link.connection.get_transaction() is not None:
             self._link.connection.rollback()
-        else:
+        if self._link.raw.in_transaction:
             self._link.raw.execute("ROLLBACK")
 
 
