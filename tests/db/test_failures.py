@@ -5,6 +5,7 @@ the request path, in batches, and shown to operators."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -105,6 +106,36 @@ async def test_a_group_commit_that_fails_answers_every_request_in_it_with_5xx_an
     for session_id in sessions:
         listed = await client.get(f"/v1/sessions/{session_id}", headers=tenant.headers)
         assert listed.json()["message_count"] == 2
+
+
+@pytest.mark.sqlite_only
+async def test_a_failed_group_commit_leaves_no_unretrieved_error_for_requests_that_did_not_wait(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    """A request in the group that ended without a commit to wait for (a 404, rolled back)
+    must not leave asyncio a failed future nobody reads: asyncio reports each one, when it is
+    collected, as "Future exception was never retrieved", an ERROR with a traceback, for every
+    such request of every failed group."""
+    session_id = await new_session(client, tenant)
+    refusal = _refuse(database, sqlite3.SQLITE_TRANSACTION, "COMMIT", times=1)
+    responses = await asyncio.gather(
+        *(_post(client, tenant, session_id, f"lost {i}") for i in range(3)),
+        _post(client, tenant, "no-such-session", "nowhere"),
+    )
+    assert refusal.refused == 1
+    assert responses[-1].status_code == 404
+    for response in responses[:-1]:
+        _assert_server_problem(response)
+    # The futures that asyncio would report: failed, and their exception never read.
+    unread = [
+        thing
+        for thing in gc.get_objects()
+        if isinstance(thing, asyncio.Future)
+        and thing.done()
+        and not thing.cancelled()
+        and thing._log_traceback  # type: ignore[attr-defined]
+    ]
+    assert unread == []
 
 
 @pytest.mark.sqlite_only
