@@ -90,7 +90,12 @@ async def check_tenant_request(request: Request[Any, Any, Any]) -> None:
     await check_request(request)
 
 
-@get("/health", tags=["operations"], summary="200 while the process serves")
+@get(
+    "/health",
+    tags=["operations"],
+    summary="200 while the process serves",
+    responses=problem_responses(400),
+)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -99,7 +104,7 @@ async def health() -> dict[str, str]:
     "/ready",
     tags=["operations"],
     summary="200 when the database answers at the latest schema",
-    responses=problem_responses(503),
+    responses=problem_responses(400, 503),
 )
 async def ready(state: State) -> Response[dict[str, Any]]:
     database: Database = state.database

@@ -41,7 +41,8 @@ class Problem(Struct):
 
 
 _WHEN = {
-    400: "Malformed JSON, a wrong type, an unknown field or value, an invalid cursor",
+    400: "Malformed JSON, a wrong type, an unknown field, value or query parameter, an invalid "
+    "cursor",
     401: "A missing, unknown or revoked key (with `WWW-Authenticate: Bearer`)",
     404: "No such resource in this tenant",
     409: "Conflicts with what is stored",

@@ -18,6 +18,8 @@ from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
+from chat_sessions.errors import problem_responses
+
 APP_NAME = "chat_sessions"
 LABELS = ("method", "path", "status_code", "app_name")
 NOT_MEASURED = ("/metrics", "/schema")
@@ -91,6 +93,11 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
 class MetricsController(PrometheusController):
     """Litestar's `/metrics`, documented as what it answers: Prometheus text, not JSON."""
 
-    @get(media_type=MediaType.TEXT, tags=["operations"], summary="Prometheus text format")
+    @get(
+        media_type=MediaType.TEXT,
+        tags=["operations"],
+        summary="Prometheus text format",
+        responses=problem_responses(400),
+    )
     async def get(self) -> Response[str]:  # type: ignore[override]
         return await PrometheusController.get.fn(self)  # type: ignore[no-any-return]

@@ -52,6 +52,13 @@ def test_every_api_route_documents_its_problems(document: dict[str, Any]) -> Non
                 assert schema == {"$ref": "#/components/schemas/Problem"}
 
 
+def test_every_operation_documents_the_400_of_an_unknown_query_parameter(
+    document: dict[str, Any],
+) -> None:
+    for method, path, operation in _operations(document):
+        assert "400" in operation["responses"], (method, path)
+
+
 def test_preconditions_and_conflicts_are_documented_where_they_happen(
     document: dict[str, Any],
 ) -> None:
