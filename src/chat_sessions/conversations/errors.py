@@ -18,13 +18,22 @@ from litestar import MediaType, Request, Response
 from litestar.openapi import ResponseSpec
 
 from chat_sessions.conversations.schemas import OpenAIError, OpenAIErrorDetail
-from chat_sessions.errors import EXCEPTION_HANDLERS, STATUS_MEANINGS
+from chat_sessions.errors import EXCEPTION_HANDLERS, STATUS_MEANINGS, BadRequest
 
 # OpenAI's error types and codes, where it has one for the status.
 _TYPES = {401: "invalid_request_error", 429: "requests"}
 _CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
 # msgspec names the field at fault: "... - at `$.metadata[...]`", "- at `key` in `$.items`".
 _BODY_FIELD = re.compile(r"`\$\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class BadParameter(BadRequest):
+    """A 400 that names the parameter at fault (OpenAI's `param`)."""
+
+    def __init__(self, param: str, detail: str) -> None:
+        super().__init__(f"{param}: {detail}")
+        self.param = param
+
 
 Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 
@@ -40,16 +49,7 @@ def openai_error(
 def _reshaped(handler: Handler) -> Handler:
     def handle(request: Request[Any, Any, Any], exc: Any) -> Response[Any]:
         problem = handler(request, exc)
-        body: dict[str, Any] = problem.content
-        message = str(body.get("detail") or body.get("title") or "error")
-        param = None
-        errors = body.get("errors")
-        if errors:  # Litestar's validation of query and path parameters
-            first = errors[0]
-            param = first.get("key")
-            message = f"{message}: {param}: {first.get('message')}" if param else message
-        elif found := _BODY_FIELD.search(message):
-            param = found.group(1)
+        param, message = _param_of(exc, problem.content)
         # The status line's own headers (Content-Type, Content-Length) are the new body's.
         headers = {
             name: value
@@ -60,6 +60,19 @@ def _reshaped(handler: Handler) -> Handler:
         return openai_error(status, message, param=param, headers=headers)
 
     return handle
+
+
+def _param_of(exc: Exception, problem: dict[str, Any]) -> tuple[str | None, str]:
+    """The parameter an error is about, if one is known, and the error's message."""
+    message = str(problem.get("detail") or problem.get("title") or "error")
+    if isinstance(exc, BadParameter):
+        return exc.param, message
+    errors = problem.get("errors")
+    if errors:  # Litestar's validation of query and path parameters
+        param, rule = errors[0].get("key"), errors[0].get("message")
+        return param, f"{message}: {param}: {rule}" if param else message
+    found = _BODY_FIELD.search(message)  # msgspec's, of the body
+    return (found.group(1) if found else None), message
 
 
 OPENAI_EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from chat_sessions.conversations.errors import BadParameter
 from chat_sessions.conversations.schemas import (
     Conversation,
     ConversationCreate,
@@ -38,7 +39,7 @@ from chat_sessions.conversations.schemas import (
     ItemList,
 )
 from chat_sessions.db import Transaction
-from chat_sessions.errors import BadRequest, NotFound
+from chat_sessions.errors import NotFound
 from chat_sessions.messages import service as messages
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.sessions import service as sessions
@@ -74,15 +75,15 @@ def message_of(item: Item, index: int = 0) -> MessageCreate:
     kind = item.get("type", "message" if "role" in item else None)
     fields: dict[str, Any]
     if not isinstance(kind, str):
-        raise BadRequest(f"{where}: an item needs a string `type` (or a message's `role`)")
+        raise BadParameter(where, "an item needs a string `type` (or a message's `role`)")
     if kind == "message":
         if item.get("role") not in MESSAGE_ROLES:
-            raise BadRequest(f"{where}: a message's role is one of {sorted(MESSAGE_ROLES)}")
+            raise BadParameter(where, f"a message's role is one of {sorted(MESSAGE_ROLES)}")
         fields = {"role": item["role"], "content": item.get("content")}
     elif kind == "function_call":
         call = {"id": item.get("call_id"), "name": item.get("name"), "args": item.get("arguments")}
         if not all(isinstance(value, str) and value for value in call.values()):
-            raise BadRequest(f"{where}: a function_call needs string call_id, name and arguments")
+            raise BadParameter(where, "a function_call needs string call_id, name and arguments")
         function = {"name": call["name"], "arguments": call["args"]}
         fields = {
             "role": "assistant",
@@ -91,7 +92,7 @@ def message_of(item: Item, index: int = 0) -> MessageCreate:
         }
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str) or not item["call_id"]:
-            raise BadRequest(f"{where}: a function_call_output needs a string call_id")
+            raise BadParameter(where, "a function_call_output needs a string call_id")
         fields = {
             "role": "tool",
             "content": item.get("output"),
@@ -102,7 +103,7 @@ def message_of(item: Item, index: int = 0) -> MessageCreate:
     try:
         return msgspec.convert({**fields, "item": item}, MessageCreate, strict=True)
     except msgspec.ValidationError as error:
-        raise BadRequest(f"{where}: {kind} item: {error}") from None
+        raise BadParameter(where, f"{kind} item: {error}") from None
 
 
 def item_of(message: MessageRead) -> Item:
@@ -281,7 +282,7 @@ async def _seq_of(tx: Transaction, *, tenant_id: str, conversation_id: str, item
     except NotFound:
         with _not_found_as("conversation"):  # a missing conversation stays a 404
             await sessions.ensure_session(tx, tenant_id=tenant_id, session_id=conversation_id)
-        raise BadRequest("after: no item of this conversation has this id") from None
+        raise BadParameter("after", "no item of this conversation has this id") from None
     return found.seq
 
 
