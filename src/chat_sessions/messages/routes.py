@@ -1,4 +1,4 @@
-"""Message routes: append (one or a batch), history, one message, truncate, LLM context."""
+"""Message routes: append (one or a batch), history, one message, truncate, pop, LLM context."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ IdempotencyKey = Annotated[
 ExpectedLastSeq = Annotated[
     int | None,
     QueryParameter(
-        ge=0, le=MAX_SEQ, description="Store only if the session's highest seq is still this"
+        ge=0,
+        le=MAX_SEQ,
+        description="Act only if the session's highest seq is still this (0: no messages)",
     ),
 ]
 Seq = Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)]
@@ -150,7 +152,7 @@ class MessageController(Controller):
         "/messages",
         status_code=200,
         summary="Truncate: delete every message after a seq",
-        responses=tenant_errors(404),
+        responses=tenant_errors(404, 412),
     )
     async def truncate_messages(
         self,
@@ -159,11 +161,35 @@ class MessageController(Controller):
         after_seq: Annotated[
             int, QueryParameter(ge=0, le=MAX_SEQ, description="0 clears the history")
         ],
+        expected_last_seq: ExpectedLastSeq = None,
     ) -> Truncation:
         deleted = await service.truncate_after(
-            caller.tx, tenant_id=caller.tenant_id, session_id=session_id, after_seq=after_seq
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            after_seq=after_seq,
+            expected_last_seq=expected_last_seq,
         )
         return Truncation(deleted=deleted)
+
+    @delete(
+        "/messages/last",
+        status_code=200,
+        summary="Pop: remove the message with the highest seq and answer it",
+        responses=tenant_errors(404, 412),
+    )
+    async def pop_last_message(
+        self,
+        caller: NamedDependency[Caller],
+        session_id: FromPath[str],
+        expected_last_seq: ExpectedLastSeq = None,
+    ) -> MessageRead:
+        return await service.pop_last_message(
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            expected_last_seq=expected_last_seq,
+        )
 
     @get("/context", summary="The history as a ready LLM prompt", responses=tenant_errors(404))
     async def get_context(
