@@ -189,6 +189,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         dependencies={"caller": Provide(provide_caller)},
         security=[{"bearer": []}],
         exception_handlers=OPENAI_EXCEPTION_HANDLERS,
+        # API.md: these routes accept, and ignore, query parameters OpenAI's SDKs send that
+        # they do not implement (the strict query check's opt-out, i12/strictq).
+        opt={"lenient_query": True},
     )
     # Each router names its own `before_request`, and none is set on the app: Litestar runs
     # only the closest layer's hook, so an app-level one would run where no router sets one

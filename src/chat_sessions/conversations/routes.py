@@ -26,12 +26,11 @@ from chat_sessions.conversations.schemas import (
     ItemsCreate,
 )
 
-_IGNORED = "Accepted for OpenAI's SDKs and ignored: items are always returned whole"
-# OpenAI's SDKs write a list parameter with brackets (`include[]=...`), others without.
-Include = Annotated[list[str] | None, QueryParameter(description=_IGNORED)]
-IncludeBrackets = Annotated[
-    list[str] | None, QueryParameter(name="include[]", description=_IGNORED)
-]
+_IGNORED = "Accepted for OpenAI's SDKs, repeatable, and ignored: items are always returned whole"
+# OpenAI's SDKs write a list parameter with brackets (`include[]=a&include[]=b`), others
+# without. Typed as one free string: nothing a client sends in it is refused.
+Include = Annotated[str | None, QueryParameter(description=_IGNORED)]
+IncludeBrackets = Annotated[str | None, QueryParameter(name="include[]", description=_IGNORED)]
 
 
 class ConversationController(Controller):
