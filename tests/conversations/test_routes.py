@@ -237,3 +237,25 @@ async def test_an_empty_items_request_is_400(client: httpx.AsyncClient, tenant: 
         f"/v1/conversations/{conversation['id']}/items", json={"items": []}, headers=tenant.headers
     )
     assert assert_openai_error(response, 400)["param"] == "items"
+
+
+async def test_parallel_function_calls_are_one_assistant_message_in_the_context(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """The Responses API answers parallel calls as one function_call item each; a
+    chat-completions prompt needs them in one assistant message, followed by their outputs."""
+    calls = [
+        {**CALL, "call_id": f"call_{city}", "arguments": f'{{"city": "{city}"}}'}
+        for city in ("lisbon", "porto")
+    ]
+    outputs = [{**OUTPUT, "call_id": call["call_id"]} for call in calls]
+    conversation = await create(
+        client,
+        tenant,
+        items=[{"role": "user", "content": "Weather in both?"}, *calls, *outputs],
+    )
+    context = await client.get(f"/v1/sessions/{conversation['id']}/context", headers=tenant.headers)
+    chat = context.json()["messages"]
+    assert [m["role"] for m in chat] == ["user", "assistant", "tool", "tool"]
+    assert [c["id"] for c in chat[1]["tool_calls"]] == ["call_lisbon", "call_porto"]
+    assert [m["tool_call_id"] for m in chat[2:]] == ["call_lisbon", "call_porto"]
