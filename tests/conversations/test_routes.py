@@ -259,3 +259,17 @@ async def test_parallel_function_calls_are_one_assistant_message_in_the_context(
     assert [m["role"] for m in chat] == ["user", "assistant", "tool", "tool"]
     assert [c["id"] for c in chat[1]["tool_calls"]] == ["call_lisbon", "call_porto"]
     assert [m["tool_call_id"] for m in chat[2:]] == ["call_lisbon", "call_porto"]
+
+
+async def test_the_openapi_document_states_openais_limits(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    paths = document["paths"]
+    assert set(paths["/v1/conversations/{conversation_id}"]) >= {"get", "post", "delete"}
+    listing = paths["/v1/conversations/{conversation_id}/items"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"after", "limit", "order", "include"}
+    metadata = document["components"]["schemas"]["ConversationCreate"]["properties"]["metadata"]
+    assert metadata["maxProperties"] == 16
+    assert metadata["oneOf"][0]["propertyNames"]["maxLength"] == 64
+    assert metadata["oneOf"][0]["additionalProperties"]["maxLength"] == 512
+    items = document["components"]["schemas"]["ItemsCreate"]["properties"]["items"]
+    assert (items["minItems"], items["maxItems"]) == (1, 20)
