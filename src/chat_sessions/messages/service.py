@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +22,32 @@ from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
+from chat_sessions.messages.parts import check_parts, text_of
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
-from chat_sessions.wire import build, columns, in_order
+from chat_sessions.wire import columns
 
-MESSAGE_COLUMNS = columns(MessageRead, messages)
+# A message as read: its response shape's fields in order (`content` is the text column),
+# then the content parts, which stand in for the text when the content was sent as parts.
+MESSAGE_COLUMNS = [*columns(MessageRead, messages), messages.c.content_parts]
+_CONTENT = MessageRead.__struct_fields__.index("content")
+# The same values from a row being written (`message_row`).
+_WRITTEN = operator.itemgetter(*MessageRead.__struct_fields__, "content_parts")
+
+
+def build_messages(rows: Iterable[Sequence[Any]]) -> list[MessageRead]:
+    """Messages from rows of MESSAGE_COLUMNS, each with its content as it was sent.
+    Positional, as wire.build; the slice costs a page of 50 string messages 13.0 µs against
+    wire.build's 9.4 µs (best of 5, this machine), ~1% of a read of the last 50."""
+    return [
+        MessageRead(*row[:-1])
+        if row[-1] is None
+        else MessageRead(*row[:_CONTENT], row[-1], *row[_CONTENT + 1 : -1])  # type: ignore[call-arg]
+        for row in rows
+    ]
+
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
@@ -81,10 +101,20 @@ def request_hash(kind: str, new: list[MessageCreate]) -> str:
 
 
 def check_message(message: MessageCreate, *, max_message_bytes: int, max_json_bytes: int) -> None:
-    size = len(message.content.encode())
+    content = message.content
+    if content.__class__ is str:
+        size = len(content.encode())  # type: ignore[union-attr]
+        check_text(content, "content")  # type: ignore[arg-type]
+    else:
+        check_parts(content)  # type: ignore[arg-type]
+        size = check_json(content, "content", max_message_bytes)
+    if message.item is not None:
+        size += check_json(message.item, "item", max_message_bytes)
     if size > max_message_bytes:
-        raise PayloadTooLarge(f"message content is {size} bytes; the limit is {max_message_bytes}")
-    check_text(message.content, "content")
+        raise PayloadTooLarge(
+            f"the message's content and item are {size} bytes encoded; "
+            f"the limit is {max_message_bytes}"
+        )
     if message.role == "tool" and message.tool_call_id is None:
         raise BadRequest("a tool message needs tool_call_id")
     if message.tool_calls is not None:
@@ -110,13 +140,17 @@ def message_row(
     request_hash: str | None = None,
 ) -> dict[str, Any]:
     """The row that stores `message` (an appended or an imported one)."""
+    content = message.content
+    parts = None if content.__class__ is str else content
     return {
         "id": message_id or new_id(),
         "tenant_id": tenant_id,
         "session_id": session_id,
         "seq": seq,
         "role": message.role,
-        "content": message.content,
+        "content": content if parts is None else text_of(parts),
+        "content_parts": parts,
+        "item": message.item,
         "name": message.name,
         "tool_calls": message.tool_calls,
         "tool_call_id": message.tool_call_id,
@@ -191,7 +225,7 @@ async def append_messages(
         for offset, message in enumerate(new)
     ]
     await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
-    return build(MessageRead, map(in_order(MessageRead), rows)), False
+    return build_messages(map(_WRITTEN, rows)), False
 
 
 async def _replay(
@@ -221,7 +255,7 @@ async def _replay(
         )
         .order_by(messages.c.seq)
     )
-    return build(MessageRead, rows)
+    return build_messages(rows)
 
 
 async def list_messages(
@@ -256,7 +290,7 @@ async def list_messages(
         role is not None,
         cursor is not None,
     )
-    found = build(MessageRead, await tx.run(statement, parameters))
+    found = build_messages(await tx.run(statement, parameters))
     if not found:
         # An empty page: tell an empty (or filtered-out) history from a missing session.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
@@ -266,15 +300,14 @@ async def list_messages(
 async def get_message(
     tx: Transaction, *, tenant_id: str, session_id: str, message_id: str
 ) -> MessageRead:
-    found = build(
-        MessageRead,
+    found = build_messages(
         await tx.execute(
             select(*MESSAGE_COLUMNS).where(
                 messages.c.id == message_id,
                 messages.c.session_id == session_id,
                 messages.c.tenant_id == tenant_id,
             )
-        ),
+        )
     )
     if not found:
         raise NotFound("message not found")
@@ -352,7 +385,7 @@ async def _remove_one(
     )
     if not removed:
         raise NotFound(absent)
-    return build(MessageRead, removed)[0]
+    return build_messages(removed)[0]
 
 
 async def _remove_messages(
