@@ -230,6 +230,9 @@ async def test_more_than_20_items_is_400_and_stores_nothing(
         {"type": "function_call_output", "output": "no call_id"},
         {"type": "function_call_output", "call_id": "c", "output": 5},
         {"type": "function_call_output", "call_id": "c" * 257, "output": "call_id too long"},
+        {"role": "user", "content": [{"type": "input_text"}]},
+        {"role": "user", "content": [{"text": "a part without a type"}]},
+        {"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image"}]},
     ],
     ids=lambda item: str(item)[:40],
 )

@@ -273,3 +273,18 @@ async def test_the_openapi_document_states_openais_limits(client: httpx.AsyncCli
     assert metadata["oneOf"][0]["additionalProperties"]["maxLength"] == 512
     items = document["components"]["schemas"]["ItemsCreate"]["properties"]["items"]
     assert (items["minItems"], items["maxItems"]) == (1, 20)
+
+
+async def test_an_item_over_max_message_bytes_is_413_naming_it(
+    client: httpx.AsyncClient, database: Database, tenant: Tenant
+) -> None:
+    conversation = await create(client, tenant)
+    before = await stored(database)
+    huge = {"type": "reasoning", "encrypted_content": "x" * (256 * 1024)}
+    response = await client.post(
+        f"/v1/conversations/{conversation['id']}/items",
+        json={"items": [{"role": "user", "content": "fine"}, huge]},
+        headers=tenant.headers,
+    )
+    assert assert_openai_error(response, 413)["message"].startswith("items[1]: ")
+    assert await stored(database) == before

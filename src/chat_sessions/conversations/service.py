@@ -39,7 +39,7 @@ from chat_sessions.conversations.schemas import (
     ItemList,
 )
 from chat_sessions.db import Transaction
-from chat_sessions.errors import NotFound
+from chat_sessions.errors import BadRequest, NotFound, PayloadTooLarge
 from chat_sessions.messages import service as messages
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.sessions import service as sessions
@@ -128,8 +128,24 @@ def _item_list(found: list[MessageRead], has_more: bool) -> ItemList:
     )
 
 
-def _messages(items: list[Item]) -> list[MessageCreate]:
-    return [message_of(item, index) for index, item in enumerate(items)]
+def _messages(
+    items: list[Item], *, max_message_bytes: int, max_json_bytes: int
+) -> list[MessageCreate]:
+    """The items' messages, each checked as an append checks it, so an error names its item
+    (`items[3]: ...`) before anything is written."""
+    new = []
+    for index, item in enumerate(items):
+        message = message_of(item, index)
+        try:
+            messages.check_message(
+                message, max_message_bytes=max_message_bytes, max_json_bytes=max_json_bytes
+            )
+        except PayloadTooLarge as error:
+            raise PayloadTooLarge(f"items[{index}]: {error.detail}") from None
+        except BadRequest as error:
+            raise BadParameter(f"items[{index}]", error.detail) from None
+        new.append(message)
+    return new
 
 
 async def _append(
@@ -162,7 +178,9 @@ async def create_conversation(
 ) -> Conversation:
     """A new session with the metadata as traits, and the items as its first messages: all
     in the request's transaction, so a refused item leaves no conversation behind."""
-    new = _messages(data.items or [])
+    new = _messages(
+        data.items or [], max_message_bytes=max_message_bytes, max_json_bytes=max_json_bytes
+    )
     session = await sessions.create_session(
         tx,
         tenant_id=tenant_id,
@@ -228,7 +246,7 @@ async def add_items(
     max_json_bytes: int,
 ) -> ItemList:
     """Append the items, all or none, as consecutive messages."""
-    new = _messages(items)
+    new = _messages(items, max_message_bytes=max_message_bytes, max_json_bytes=max_json_bytes)
     with _not_found_as("conversation"):
         stored = await _append(
             tx,
