@@ -72,6 +72,22 @@ async def test_a_message_appended_through_sessions_is_a_message_item(
     }
 
 
+async def test_a_message_with_another_frameworks_item_is_a_message_item(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    event = {"author": "planner", "actions": {"state_delta": {"step": 2}}}
+    message = await append(client, tenant, session_id, "Step 2", role="assistant", item=event)
+    (item,) = (await items(client, tenant, session_id))["data"]
+    assert item == {
+        "id": message["id"],
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": "Step 2",
+    }
+
+
 async def test_items_are_messages_with_derived_role_content_and_tool_calls(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:

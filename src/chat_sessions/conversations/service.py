@@ -15,8 +15,9 @@ between OpenAI's shapes and theirs:
   `status` `"completed"` unless it was sent with one: OpenAI's SDKs read `status` as a
   required field of a message item, and a stored message is complete. Items have no
   `created_at` (OpenAI's have none); the message's is on /v1/sessions/{id}/messages.
-- A message appended through /v1/sessions without an `item` is a `message` item of its role
-  and content.
+- A message appended through /v1/sessions without an `item`, or with one that is no OpenAI
+  item (neither a `type` nor a `role`: an ADK event, say), is a `message` item of its role and
+  content.
 - `metadata` is the session's traits: written as given (OpenAI's limits are checked on the
   wire, schemas.py), read as strings (a value that is not one, set through /v1/sessions, as
   its JSON text).
@@ -108,7 +109,10 @@ def message_of(item: Item, index: int = 0) -> MessageCreate:
 
 def item_of(message: MessageRead) -> Item:
     """The item a message is (module docstring)."""
-    item: Item = message.item or {"role": message.role, "content": message.content}
+    item = message.item
+    if item is None or not (isinstance(item.get("type"), str) or "role" in item):
+        # No OpenAI item (none, or another framework's, appended through /v1/sessions).
+        item = {"role": message.role, "content": message.content}
     kind = item.get("type", "message")
     shown: Item = {"id": message.id, "type": kind}
     if kind == "message":
