@@ -1013,6 +1013,24 @@ async def test_pop_removes_the_last_message_and_answers_it_as_it_was_read(
     assert await stored_messages(database, session_id) == 2
 
 
+async def test_pop_answers_content_parts_and_an_item_exactly_as_sent(
+    client, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo"}},
+    ]
+    item = {"type": "message", "role": "user", "content": parts, "id": "msg_1"}
+    sent = await append(client, tenant, session_id, parts, item=item)
+
+    response = await pop(client, tenant, session_id)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == sent
+    assert (response.json()["content"], response.json()["item"]) == (parts, item)
+
+
 async def test_pop_keeps_the_sessions_counters_stats_and_last_message_at_right(
     client, tenant: Tenant
 ) -> None:

@@ -42,6 +42,12 @@ async def append(
         MessageCreate(role="user", content=f"m{n}", token_count=tokens)
         for n, tokens in enumerate(token_counts, start=1)
     ]
+    return await store(database, tenant_id, session_id, new)
+
+
+async def store(
+    database: Database, tenant_id: str, session_id: str, new: list[MessageCreate]
+) -> list[MessageRead]:
     async with database.transaction() as tx:
         stored, _ = await service.append_messages(
             tx,
@@ -138,6 +144,21 @@ async def test_deleting_the_only_message_leaves_an_empty_session_row(
     after = await session_row(database, session_id)
     assert (after["message_count"], after["token_total"], after["last_seq"]) == (0, 0, 0)
     assert after["last_message_at"] is None
+
+
+async def test_delete_message_answers_content_parts_and_an_item_as_sent(
+    database: Database, tenant_id: str
+) -> None:
+    session_id = await new_session(database, tenant_id)
+    parts = [{"type": "input_text", "text": "hi"}, {"type": "future_part", "x": [1, 2]}]
+    item = {"type": "reasoning", "encrypted_content": "gAAA", "summary": []}
+    new = MessageCreate(role="assistant", content=parts, item=item)
+    (sent,) = await store(database, tenant_id, session_id, [new])
+
+    removed = await delete(database, tenant_id, session_id, sent.id)
+
+    assert removed == sent
+    assert (removed.content, removed.item) == (parts, item)
 
 
 @pytest.mark.parametrize("case", ["unknown", "deleted", "other-session", "other-tenant"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
@@ -34,15 +34,20 @@ IdempotencyKey = Annotated[
         description="Retry-safe appends: the same key and body answer the original again",
     ),
 ]
+
+
+def seq_parameter(description: str | None = None) -> Any:
+    """A seq in the query string, 0..MAX_SEQ. Litestar leaves a bound of 0 out of an optional
+    parameter's schema (0 is falsy where it looks; openapi.py repairs body fields alike), and
+    schemathesis then sends -1 as valid: `schema_extra` writes the bound in."""
+    return QueryParameter(ge=0, le=MAX_SEQ, description=description, schema_extra={"minimum": 0})
+
+
 ExpectedLastSeq = Annotated[
     int | None,
-    QueryParameter(
-        ge=0,
-        le=MAX_SEQ,
-        description="Act only if the session's highest seq is still this (0: no messages)",
-    ),
+    seq_parameter("Act only if the session's highest seq is still this (0: no messages)"),
 ]
-Seq = Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)]
+Seq = Annotated[int | None, seq_parameter()]
 
 
 class MessageController(Controller):
@@ -158,9 +163,7 @@ class MessageController(Controller):
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
-        after_seq: Annotated[
-            int, QueryParameter(ge=0, le=MAX_SEQ, description="0 clears the history")
-        ],
+        after_seq: Annotated[int, seq_parameter("0 clears the history")],
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Truncation:
         deleted = await service.truncate_after(
