@@ -18,8 +18,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from chat_sessions.admin.routes import AdminController
 from chat_sessions.auth import KeyCache, KeyUsage, authenticate
-from chat_sessions.bodies import StrictRequest, check_request
+from chat_sessions.bodies import LENIENT_QUERY, StrictRequest, check_request
 from chat_sessions.caller import Caller
+from chat_sessions.conversations.errors import OPENAI_EXCEPTION_HANDLERS
+from chat_sessions.conversations.routes import ConversationController
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, problem, problem_responses
 from chat_sessions.http import App
@@ -183,6 +185,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         dependencies={"caller": Provide(provide_caller)},
         security=[{"bearer": []}],
     )
+    # OpenAI's Conversations API: a tenant router like the one above (same hook, same
+    # caller), whose errors, the hook's 401 included, are written in OpenAI's shape.
+    conversations_api = Router(
+        path="/v1",
+        route_handlers=[ConversationController],
+        before_request=check_tenant_request,
+        dependencies={"caller": Provide(provide_caller)},
+        security=[{"bearer": []}],
+        exception_handlers=OPENAI_EXCEPTION_HANDLERS,
+        # API.md: these routes accept, and ignore, query parameters OpenAI's SDKs send that
+        # they do not implement (the strict query check's opt-out, i12/strictq).
+        opt={LENIENT_QUERY: True},
+    )
     # Each router names its own `before_request`, and none is set on the app: Litestar runs
     # only the closest layer's hook, so an app-level one would run where no router sets one
     # and silently not where one does. Tenant routes: check_tenant_request (schema, API key,
@@ -199,7 +214,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     return App(
         # Without ADMIN_TOKEN the admin routes do not exist: 404 for every method, not 405.
-        route_handlers=[tenant_api, *([admin_api] if settings.admin_token else []), operations],
+        route_handlers=[
+            tenant_api,
+            conversations_api,
+            *([admin_api] if settings.admin_token else []),
+            operations,
+        ],
         dependencies={
             "tx": Provide(provide_transaction),
         },

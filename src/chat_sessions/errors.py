@@ -40,7 +40,8 @@ class Problem(Struct):
     errors: list[ValidationItem] | None = None
 
 
-_WHEN = {
+# What each error status means, for the OpenAPI document.
+STATUS_MEANINGS = {
     400: "Malformed JSON, a wrong type, an unknown field, value or query parameter, an invalid "
     "cursor",
     401: "A missing, unknown or revoked key (with `WWW-Authenticate: Bearer`)",
@@ -72,7 +73,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(
             data_container=Problem,
             media_type=PROBLEM_JSON,
-            description=_WHEN[status],
+            description=STATUS_MEANINGS[status],
             generate_examples=False,
         )
         for status in sorted(set(statuses))

@@ -7,6 +7,8 @@ generated from the document, and schemathesis, send what the server refuses:
   is documented as open (`additionalProperties` unset): here it is closed;
 - a bound of 0 (`Meta(ge=0)`) is dropped, 0 being falsy where Litestar asks whether a field
   is constrained: here every bound msgspec checks is written on the property;
+- an object's bounds are dropped (how many keys, how long a key, how long a string value, as
+  the Conversations API's `metadata` has them): here they are written too;
 - a message's content parts are plain objects to msgspec (messages/parts.py checks them):
   here a part is documented as an object with a string `type`, and what each known type needs.
 
@@ -28,6 +30,7 @@ _BOUNDS = {
     msgspec.inspect.IntType: {"ge": "minimum", "le": "maximum"},
     msgspec.inspect.StrType: {"min_length": "min_length", "max_length": "max_length"},
     msgspec.inspect.ListType: {"min_length": "min_items", "max_length": "max_items"},
+    msgspec.inspect.DictType: {"min_length": "min_properties", "max_length": "max_properties"},
 }
 
 
@@ -75,3 +78,25 @@ def _write_bounds(prop: Schema, shape: msgspec.inspect.Type) -> None:
             value = getattr(option, constraint)
             if value is not None and getattr(prop, keyword) is None:
                 setattr(prop, keyword, value)
+        if isinstance(option, msgspec.inspect.DictType):
+            _write_dict_bounds(_object_schema(prop), option)
+
+
+def _object_schema(prop: Schema) -> Schema:
+    """The object's own schema: `prop`, or its object option when it may also be null."""
+    for option in prop.one_of or ():
+        if isinstance(option, Schema) and option.type == OpenAPIType.OBJECT:
+            return option
+    return prop
+
+
+def _write_dict_bounds(schema: Schema, shape: msgspec.inspect.DictType) -> None:
+    """The bounds of an object's string keys and string values."""
+    if isinstance(shape.key_type, msgspec.inspect.StrType) and schema.property_names is None:
+        names = Schema(type=OpenAPIType.STRING)
+        _write_bounds(names, shape.key_type)
+        if names.max_length is not None or names.min_length is not None:
+            schema.property_names = names
+    values = schema.additional_properties
+    if isinstance(shape.value_type, msgspec.inspect.StrType) and isinstance(values, Schema):
+        _write_bounds(values, shape.value_type)

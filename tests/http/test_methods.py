@@ -29,6 +29,8 @@ async def _every_get_path(client: httpx.AsyncClient, app: Litestar, tenant: Tena
     values = {
         "session_id": session_id,
         "message_id": message.json()["id"],
+        "conversation_id": session_id,  # a conversation is a session
+        "item_id": message.json()["id"],
         "tool_call_pk": tool_call.json()["id"],
         "path": "openapi.json",
         "tenant_id": tenant.id,

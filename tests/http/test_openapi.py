@@ -45,11 +45,17 @@ def test_every_api_route_documents_its_problems(document: dict[str, Any]) -> Non
         if not path.startswith("/v1/admin/"):
             expected.add("429")
         assert expected <= set(responses), (method, path, sorted(responses))
+        # OpenAI's Conversations API answers errors in OpenAI's shape, the rest in RFC 9457's.
+        media_type, shape = (
+            ("application/json", "OpenAIError")
+            if path.startswith("/v1/conversations")
+            else (PROBLEM_JSON, "Problem")
+        )
         for status, response in responses.items():
             if status.startswith(("4", "5")):
-                assert list(response["content"]) == [PROBLEM_JSON], (method, path, status)
-                schema = response["content"][PROBLEM_JSON]["schema"]
-                assert schema == {"$ref": "#/components/schemas/Problem"}
+                assert list(response["content"]) == [media_type], (method, path, status)
+                schema = response["content"][media_type]["schema"]
+                assert schema == {"$ref": f"#/components/schemas/{shape}"}
 
 
 def test_every_operation_documents_the_400_of_an_unknown_query_parameter(

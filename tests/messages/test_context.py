@@ -252,6 +252,33 @@ async def test_parallel_tool_results_stay_with_their_call(client, tenant: Tenant
     assert contents(await context(client, tenant, session_id, max_tokens=39)) == []
 
 
+async def test_consecutive_calling_messages_are_one_unit_and_one_message(
+    client, tenant: Tenant
+) -> None:
+    """Parallel calls stored one message each (the Responses API's function_call items)."""
+    session_id = await new_session(client, tenant)
+    await store(
+        client,
+        tenant,
+        session_id,
+        user("q"),
+        assistant("", calls=("c1",)),
+        assistant("", calls=("c2",)),
+        tool("r1", "c1"),
+        tool("r2", "c2"),
+    )
+
+    for limit in range(1, 4):
+        assert await context(client, tenant, session_id, max_messages=limit) == []
+    prompt = await context(client, tenant, session_id, max_messages=4)
+    assert [(m["role"], m["content"]) for m in prompt] == [
+        ("assistant", ""),
+        ("tool", "r1"),
+        ("tool", "r2"),
+    ]
+    assert [call["id"] for call in prompt[0]["tool_calls"]] == ["c1", "c2"]
+
+
 async def test_no_tool_message_is_ever_sent_without_its_calling_assistant_message(
     client, tenant: Tenant
 ) -> None:

@@ -4,14 +4,16 @@ Rules: keep the newest messages that fit `max_messages` and `max_tokens`; always
 `system` and `developer` messages (they count against the budget first); never send a `tool`
 message without the assistant message that called it. An assistant message that requested
 tool calls and the tool results answering it form one unit, kept or dropped together; a tool
-result whose call is not in the history at all is dropped. Messages without a `token_count`
-are estimated at four characters a token. Content is the text column: for a message sent as
-content parts, the text of its text parts.
+result whose call is not in the history at all is dropped. Consecutive assistant messages that
+request tool calls (the Responses API's parallel calls, stored one `function_call` item each)
+are one unit, sent as one assistant message: chat-completions wants every call answered before
+the next message. Messages without a `token_count` are estimated at four characters a token.
+Content is the text column: for a message sent as content parts, the text of its text parts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -45,16 +47,28 @@ def _called_ids(row: Any) -> set[str]:
     return {str(call.get("id")) for call in row.tool_calls or () if isinstance(call, dict)}
 
 
-def newest_units(rows_newest_first: Iterable[Any]) -> Iterable[list[Any]]:
+def _calls_tools(row: Any) -> bool:
+    return row.role == "assistant" and bool(row.tool_calls)
+
+
+def newest_units(rows_newest_first: Sequence[Any]) -> Iterable[list[Any]]:
     """Group non-system messages, newest first, into units that must stay together."""
     waiting_tools: list[Any] = []
-    for row in rows_newest_first:
+    index = 0
+    while index < len(rows_newest_first):
+        row = rows_newest_first[index]
+        index += 1
         if row.role == "tool":
             waiting_tools.append(row)
             continue
         unit = [row]
+        while _calls_tools(row) and index < len(rows_newest_first):
+            if not _calls_tools(earlier := rows_newest_first[index]):
+                break
+            unit.insert(0, earlier)
+            index += 1
         if waiting_tools:
-            called = _called_ids(row) if row.role == "assistant" else set()
+            called = set().union(*map(_called_ids, unit)) if _calls_tools(row) else set()
             # Tool results came after their call: put them back in seq order behind it.
             unit += [tool for tool in reversed(waiting_tools) if tool.tool_call_id in called]
             waiting_tools = []
@@ -109,16 +123,24 @@ async def build_context(
         if tokens_left is not None:
             tokens_left -= unit_tokens
     chosen = sorted([*system, *kept], key=lambda row: row.seq)
-    return [
-        ContextMessage(
-            role=row.role,
-            content=row.content,
-            name=row.name,
-            tool_calls=row.tool_calls,
-            tool_call_id=row.tool_call_id,
+    prompt: list[ContextMessage] = []
+    for row in chosen:
+        previous = prompt[-1] if prompt else None
+        if previous is not None and _calls_tools(previous) and _calls_tools(row):
+            # One unit (newest_units): the calls of one turn, in one message.
+            previous.content += row.content
+            previous.tool_calls = [*(previous.tool_calls or ()), *row.tool_calls]
+            continue
+        prompt.append(
+            ContextMessage(
+                role=row.role,
+                content=row.content,
+                name=row.name,
+                tool_calls=row.tool_calls,
+                tool_call_id=row.tool_call_id,
+            )
         )
-        for row in chosen
-    ]
+    return prompt
 
 
 def _tokens_spent(rows: list[Any], tokens_left: int | None) -> bool:
