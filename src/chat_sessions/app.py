@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         security=[{"bearer": []}],
         exception_handlers=OPENAI_EXCEPTION_HANDLERS,
         # API.md: these routes accept, and ignore, query parameters OpenAI's SDKs send that
-        # they do not implement (the strict query check's opt-out, i12/strictq).
+        # they do not implement (bodies.LENIENT_QUERY, the strict query check's opt-out).
         opt={LENIENT_QUERY: True},
     )
     # Each router names its own `before_request`, and none is set on the app: Litestar runs
