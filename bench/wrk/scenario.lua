@@ -3,7 +3,8 @@
 --   BENCH_TOKEN   API key sent as "Authorization: Bearer ..." (unset: no header)
 --   BENCH_BODY    JSON body (sent with Content-Type: application/json)
 --   BENCH_UNIQUE  when set, every "@N@" in the body becomes a per-request counter, so each
---                 request carries a different body (no Idempotency-Key is ever sent)
+--                 request carries a different body (no Idempotency-Key is ever sent); the
+--                 counter has a fixed width (payloads.counter), so every body is the same size
 --   BENCH_DELAY_MS when set, each connection waits this long between its requests (a client
 --                 that searches now and then, beside writers that never pause)
 -- done() prints one line "BENCH_JSON {...}" with the figures run.py reads.
@@ -34,7 +35,7 @@ if unique ~= nil and unique ~= "" and body ~= nil then
   local counter = 0
   function request()
     counter = counter + 1
-    local n = tostring(tid or 0) .. "-" .. tostring(counter)
+    local n = string.format("%d-%07d", tid or 0, counter)
     return wrk.format(method, wrk.path, headers, (string.gsub(body, "@N@", n)))
   end
 else
