@@ -7,7 +7,7 @@
 --                 counter has a fixed width (payloads.counter), so every body is the same size
 --   BENCH_DELAY_MS when set, each connection waits this long between its requests (a client
 --                 that searches now and then, beside writers that never pause)
--- done() prints one line "BENCH_JSON {...}" with the figures run.py reads.
+-- done() (report.lua) prints one line "BENCH_JSON {...}" with the figures run.py reads.
 
 local method = os.getenv("BENCH_METHOD") or "GET"
 local token = os.getenv("BENCH_TOKEN")
@@ -52,13 +52,4 @@ if delay_ms ~= nil and delay_ms > 0 then
   end
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"errors_connect":%d,' ..
-    '"errors_read":%d,"errors_write":%d,"errors_status":%d,"errors_timeout":%d,' ..
-    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
-    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
-end
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")
