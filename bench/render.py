@@ -147,12 +147,12 @@ def chat_turn_lines(report: Report) -> list[str]:
 
 CHAT_TURN_NOTE = (
     "A turn is the user's message appended, the context read (`/context?max_messages=20`, of "
-    "a session seeded with 20 messages), the assistant's answer appended, on one session; the "
-    "turns go round 1,000 sessions from 64 connections. Each turn is sent as one pipeline of "
-    "its three requests, which the server answers one after the other: turns/s is the "
-    "requests a second over 3, and p50/p99 are a whole turn's latency (its first request "
-    "sent to its last answer). The writes' search indexing and WAL checkpointing are counted "
-    "in, as in the other write scenarios."
+    "a session seeded with 20 messages), the assistant's answer appended, on one session, "
+    "each request sent once the answer before it has come; the turns go round 1,000 "
+    "sessions from 64 connections (wrk, one connection a thread). turns/s is the requests a "
+    "second over 3; p50/p99 are a whole turn's latency, its first request made to its last "
+    "answer in (bench/wrk/chat_turn.lua). The writes' search indexing and WAL checkpointing "
+    "are counted in, as in the other write scenarios."
 )
 
 

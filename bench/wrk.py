@@ -124,7 +124,8 @@ def _run_wrk(
 ) -> Measured:
     argv = [
         wrk,
-        f"-t{plan.threads}",
+        # the chat turn: one connection a thread, whose state is then the connection's
+        f"-t{scenario.connections if scenario.turn else plan.threads}",
         f"-c{scenario.connections or plan.connections}",
         f"-d{seconds}s",
         "--timeout",
@@ -153,8 +154,9 @@ def _run_wrk(
     errors = sum(value for name, value in raw.items() if name.startswith("errors_"))
     return Measured(
         rps=raw["requests"] / (raw["duration_us"] / 1e6),
-        p50_ms=raw["p50_us"] / 1000,
-        p99_ms=raw["p99_us"] / 1000,
+        # the chat turn's are a turn's (chat_turn.lua), the others' a request's
+        p50_ms=raw["turn_p50_us" if scenario.turn else "p50_us"] / 1000,
+        p99_ms=raw["turn_p99_us" if scenario.turn else "p99_us"] / 1000,
         cpu_us=cpu * 1e6 / requests,
         db_cpu_us=db_cpu * 1e6 / requests if server.database_cpu else None,
         requests=raw["requests"],

@@ -5,17 +5,28 @@
 --   BENCH_ASSISTANT_BODY the assistant's answer; "@N@" likewise
 --   BENCH_CONTEXT_QUERY  the query string of the context read ("?max_messages=20")
 --
--- Each turn, on the next session of the round: append the user's message, read /context,
--- append the assistant's answer. wrk keeps no state per connection that a script can see, so
--- a turn is sent as one pipeline of its three requests (as wrk's scripts/pipeline.lua): the
--- server answers a connection's requests one after the other (uvicorn starts the next only
--- once the answer before is sent), so the context read sees the user's message, and the
--- assistant's is appended after it. wrk then counts each of the three answers as a request
--- and records one latency per pipeline: a turn's, from sending its first request to its last
--- answer. Consecutive turns take consecutive sessions, so two connections share a session
--- only when a turn outlives a whole round.
+-- A turn, on one session: append the user's message, read /context, append the assistant's
+-- answer, each request sent once the answer before it has come, as a client does. wrk shows a
+-- script no connection, only its thread, so wrk.py runs one connection a thread (-tN -cN):
+-- a thread's state is its connection's. The turns go round the sessions, each thread from
+-- its own place in the round, so two connections share a session only when they meet.
 --
--- done() (report.lua) prints one line "BENCH_JSON {...}" with the figures run.py reads.
+-- A turn's latency is measured here, from the moment its first request is made to the
+-- moment the next turn's is (wrk asks for it as soon as the assistant's answer is in), on
+-- the monotonic clock; done() adds its percentiles to the BENCH_JSON line ("turn_*_us"),
+-- and the turns completed. wrk's own latencies stay a request's.
+
+local ffi = require("ffi")
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+  int clock_gettime(int clock_id, bench_timespec *tp);
+]]
+local CLOCK_MONOTONIC = 1
+local clock = ffi.new("bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
+  return tonumber(clock.tv_sec) * 1000000 + tonumber(clock.tv_nsec) / 1000
+end
 
 local token = os.getenv("BENCH_TOKEN")
 local user_body = os.getenv("BENCH_USER_BODY")
@@ -35,23 +46,64 @@ local post_headers = {
 }
 local get_headers = { ["Authorization"] = "Bearer " .. token }
 
-local threads = 0
+local threads = {}
 function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
+  threads[#threads + 1] = thread
+  thread:set("tid", #threads)
 end
 
-local turn = 0
+-- This thread's (and so its connection's) turn: which, on which session, which step.
+turn_us = {} -- the latency of each completed turn; read by done() through thread:get
+local turn, step, started, base, counter = 0, 3, nil, nil, nil
+local checked = false
+
 function request()
-  turn = turn + 1
-  -- threads start at different places of the round
-  local session = sessions[((tid or 0) * 7919 + turn) % #sessions + 1]
-  local n = string.format("%d-%07d", tid or 0, turn)
-  local base = "/v1/sessions/" .. session
-  return wrk.format("POST", base .. "/messages", post_headers, (string.gsub(user_body, "@N@", n)))
-    .. wrk.format("GET", base .. "/context" .. context_query, get_headers)
-    .. wrk.format("POST", base .. "/messages", post_headers,
-      (string.gsub(assistant_body, "@N@", n)))
+  if not checked then
+    checked = true
+    -- wrk checks the script by calling this once on the first thread's state before the
+    -- thread runs (script_verify_request): that request is never sent.
+    if tid == 1 then
+      return wrk.format("GET", "/health")
+    end
+  end
+  if step == 3 then
+    local now = now_us()
+    if started ~= nil then
+      turn_us[#turn_us + 1] = now - started
+    end
+    started, turn, step = now, turn + 1, 0
+    local session = sessions[((tid or 1) * 997 + turn) % #sessions + 1]
+    base = "/v1/sessions/" .. session
+    counter = string.format("%d-%07d", tid or 0, turn)
+  end
+  step = step + 1
+  if step == 1 then
+    return wrk.format("POST", base .. "/messages", post_headers,
+      (string.gsub(user_body, "@N@", counter)))
+  elseif step == 2 then
+    return wrk.format("GET", base .. "/context" .. context_query, get_headers)
+  end
+  return wrk.format("POST", base .. "/messages", post_headers,
+    (string.gsub(assistant_body, "@N@", counter)))
 end
 
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")
+
+function done(summary, latency, requests)
+  local all = {}
+  for _, thread in ipairs(threads) do
+    for _, us in ipairs(thread:get("turn_us") or {}) do
+      all[#all + 1] = us
+    end
+  end
+  table.sort(all)
+  local function percentile(p)
+    if #all == 0 then
+      return 0
+    end
+    return all[math.max(1, math.ceil(#all * p / 100))]
+  end
+  io.write(bench_json(summary, latency, string.format(
+    ',"turns":%d,"turn_p50_us":%d,"turn_p90_us":%d,"turn_p99_us":%d,"turn_max_us":%d',
+    #all, percentile(50), percentile(90), percentile(99), all[#all] or 0)))
+end
