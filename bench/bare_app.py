@@ -24,17 +24,18 @@ for the service's kind of handler, and nothing more:
   (the previous ceiling built 50 Structs field by field per page, in Python, which made it
   slower and every ratio flattering). What is left per request is choosing between two
   prepared answers where the service's route serves two kinds (the session with parts or
-  not, first page or a cursor's, a user's or an assistant's message): one comparison.
+  not, first page or a cursor's, a user's or an assistant's message): a comparison or two.
 - Encoding stays in. Litestar encodes a returned Struct on every request, for the service as
   for this app: that is the framework's work for this handler shape, and the service cannot
   skip it for answers it has only just read or written. Returning pre-encoded bytes instead
   would measure another handler shape (a service route that returned bytes the database
   built, the lead issue 13 names, would be measured against a bytes-returning ceiling for
   that route). It is not small for the long answers: Litestar's `encode_json` of the page of
-  50 (23 KB) took ~53 µs on the busy 2-core machine (the bare app spent ~150 µs of CPU a
-  read in the same hour's quick run), an appended message (0.4 KB) ~1.7 µs; so a bytes
-  ceiling would lower the read ratios by about a third, and measure nothing the service's
-  handlers could reach without changing their shape.
+  50 (23 KB) took ~53 µs on the busy 2-core machine, where the bare app spent 120-150 µs
+  of CPU a read in that hour's quick runs; an appended message (0.4 KB) ~1.7 µs. So a bytes
+  ceiling would lower the read ratios by roughly a third (an estimate from these figures,
+  not a measurement), against a figure the service's handlers cannot reach without changing
+  their shape.
 - The same process set-up. The service moves the objects of its start-up out of the garbage
   collector's reach (`gc.freeze`, app.py); this app does too, so that its collections do not
   walk more than the service's do.
