@@ -9,8 +9,21 @@ from typing import Any
 
 import msgspec
 
-# wrk's Lua replaces this marker by a per-request counter, so every body differs.
+# wrk's Lua replaces this marker by a per-request counter, so every body differs. The counter
+# has a fixed width (`counter`), so every body of a scenario, and every answer the service
+# gives it, has the same size all through a run: the bare app's answer, built once, is then
+# the same size as each of the service's (bench/bare_app.py).
 COUNTER = "@N@"
+
+
+def counter(thread: int, n: int) -> str:
+    """What wrk's Lua puts where COUNTER stands (bench/wrk/*.lua: "%d-%07d"): the thread and
+    the request's number on it. Thread 0 is this process's: the checks and the seeding."""
+    return f"{thread}-{n:07d}"
+
+
+# The counter of the one request a run sends each side before measuring (wrk.sanity_check).
+CHECK_COUNTER = counter(0, 0)
 
 _WORDS = (
     "the itinerary for Lisbon includes a tram ride, a visit to the castle and dinner in "
@@ -88,3 +101,6 @@ WRK_SESSION = encode(session(COUNTER))
 WRK_MESSAGE = encode(message(COUNTER))
 WRK_PARTS_MESSAGE = encode(parts_message(COUNTER))
 WRK_BATCH_20 = encode({"messages": [message(f"{COUNTER}.{k}", k) for k in range(20)]})
+# A chat turn (plan.py): the user's message, then the assistant's answer (the append's body).
+WRK_USER_MESSAGE = encode(message(COUNTER, 0))
+WRK_ASSISTANT_MESSAGE = WRK_MESSAGE

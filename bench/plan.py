@@ -26,6 +26,9 @@ class Plan:
     big_total: int  # messages in the database at the large size
     filler_tenants: int
     filler_sessions: int  # per filler tenant
+    chat_sessions: int = 1_000  # the chat turns go round them
+    chat_history: int = 20  # messages in each before the turns: /context answers this many
+    chat_connections: int = 64
 
     @property
     def deep_page(self) -> int:
@@ -34,8 +37,9 @@ class Plan:
 
     @property
     def small_total(self) -> int:
-        # the list sessions hold one message each
-        return self.hot_messages + self.parts_messages + self.list_sessions
+        # the list sessions hold one message each; one more chat session for the checks
+        chats = (self.chat_sessions + 1) * self.chat_history
+        return self.hot_messages + self.parts_messages + self.list_sessions + chats
 
 
 FULL = Plan(
@@ -66,6 +70,41 @@ QUICK = Plan(
 )
 
 
+@dataclass(frozen=True)
+class Step:
+    """One request of a scenario, as its check sends it (answers.py); `answer` names the bare
+    app's answer to it (bare_app.SHAPES)."""
+
+    answer: str
+    method: str
+    path: str
+    body: str | None = None
+
+    @property
+    def expected_status(self) -> int:
+        return 201 if self.method == "POST" else 200
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A chat turn: the user's message appended, the context read, the assistant's answer
+    appended, on one session; the turns go round `sessions` (bench/wrk/chat_turn.lua)."""
+
+    sessions: list[str]
+    check_session: str  # the checks' own, outside the round
+    context_query: str
+    user_body: str = payloads.WRK_USER_MESSAGE
+    assistant_body: str = payloads.WRK_ASSISTANT_MESSAGE
+
+    def steps(self, session_id: str) -> list[Step]:
+        base = f"/v1/sessions/{session_id}"
+        return [
+            Step("appended_user", "POST", f"{base}/messages", self.user_body),
+            Step("context", "GET", f"{base}/context{self.context_query}"),
+            Step("appended", "POST", f"{base}/messages", self.assistant_body),
+        ]
+
+
 @dataclass
 class Scenario:
     key: str
@@ -77,18 +116,37 @@ class Scenario:
     items: int = 1  # messages per request (the batch)
     connections: int | None = None  # wrk connections, when not the plan's
     delay_ms: int = 0  # each connection's pause between requests
+    answer: str = ""  # the bare app's answer (bare_app.SHAPES); "" where it has none
+    turn: Turn | None = None  # a chat turn: three requests in a row (path is then unused)
 
     @property
-    def expected_status(self) -> int:
-        return 201 if self.method == "POST" else 200
+    def requests_per_turn(self) -> int:
+        return 3 if self.turn else 1
+
+    @property
+    def messages_per_request(self) -> float:
+        """Messages stored a request: a turn's three requests store two."""
+        return 2 / 3 if self.turn else self.items
+
+    @property
+    def writes(self) -> bool:
+        """Whether its runs leave the database work to catch up on (servers.settle_database)."""
+        return self.method == "POST" or self.turn is not None
+
+    def steps(self) -> list[Step]:
+        """The requests its check sends (answers.py)."""
+        if self.turn is not None:
+            return self.turn.steps(self.turn.check_session)
+        return [Step(self.answer, self.method, self.path, self.body)]
 
 
 GROWTH_KEYS = ("read_last50", "list_first", "list_deep")
 READS = ("get_session", "list_first", "list_deep", "read_last50", "read_last50_parts")
-WRITES = ("create_session", "append", "append_parts", "append_batch_20")
+WRITES = ("create_session", "append", "append_parts", "append_batch_20", "chat_turn")
 # Measured and reported, with no target: a message with content parts (a ~2 KB image) and an
 # item, beside the scenario that does the same with a string.
 WITH_PARTS = {"read_last50_parts": "read_last50", "append_parts": "append"}
+CHAT_TURN = "chat_turn"  # reported, no target on SQLite; on PostgreSQL 2 workers against 1
 UNDER_WRITES = "search_while_appending"  # the service alone: the bare app has no search
 SCENARIOS = (*READS, *WRITES, UNDER_WRITES)
 # Searches come now and then, each after what was written since the one before; the writers
@@ -101,25 +159,34 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
     `cursor` opens the deep list page."""
     hot = fx.hot_session
     scenarios = {
-        "get_session": Scenario("get_session", "get one session", f"/v1/sessions/{hot}"),
+        "get_session": Scenario(
+            "get_session", "get one session", f"/v1/sessions/{hot}", answer="session"
+        ),
         "list_first": Scenario(
-            "list_first", "list sessions, first page", "/v1/sessions", token=fx.list_key
+            "list_first",
+            "list sessions, first page",
+            "/v1/sessions",
+            token=fx.list_key,
+            answer="sessions_first",
         ),
         "list_deep": Scenario(
             "list_deep",
             f"list sessions, page {plan.deep_page} (cursor)",
             f"/v1/sessions?cursor={cursor}",
             token=fx.list_key,
+            answer="sessions_deep",
         ),
         "read_last50": Scenario(
             "read_last50",
             f"read the last 50 (of {plan.hot_messages:,})",
             f"/v1/sessions/{hot}/messages?order=desc&limit=50",
+            answer="last50",
         ),
         "read_last50_parts": Scenario(
             "read_last50_parts",
             f"read the last 50 with parts (of {plan.parts_messages:,})",
             f"/v1/sessions/{fx.parts_session}/messages?order=desc&limit=50",
+            answer="last50_parts",
         ),
         "create_session": Scenario(
             "create_session",
@@ -127,6 +194,7 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             "/v1/sessions",
             method="POST",
             body=payloads.WRK_SESSION,
+            answer="session_created",
         ),
         "append": Scenario(
             "append",
@@ -134,6 +202,7 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             f"/v1/sessions/{fx.append_session}/messages",
             method="POST",
             body=payloads.WRK_MESSAGE,
+            answer="appended",
         ),
         "append_parts": Scenario(
             "append_parts",
@@ -141,6 +210,7 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             f"/v1/sessions/{fx.parts_append_session}/messages",
             method="POST",
             body=payloads.WRK_PARTS_MESSAGE,
+            answer="appended_parts",
         ),
         "append_batch_20": Scenario(
             "append_batch_20",
@@ -149,11 +219,24 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             method="POST",
             body=payloads.WRK_BATCH_20,
             items=20,
+            answer="batch",
+        ),
+        CHAT_TURN: Scenario(
+            CHAT_TURN,
+            f"a chat turn ({plan.chat_sessions:,} sessions, {plan.chat_connections} conn.)",
+            "/v1/sessions",
+            connections=plan.chat_connections,
+            turn=Turn(
+                sessions=fx.chat_sessions,
+                check_session=fx.chat_check_session,
+                context_query=f"?max_messages={plan.chat_history}",
+            ),
         ),
         UNDER_WRITES: Scenario(
             UNDER_WRITES,
             f"search every {SEARCH_PAUSE_MS} ms while {plan.connections} writers append",
-            "/v1/search?q=check&limit=10",
+            # a word only the checks' bodies hold (payloads.CHECK_COUNTER): a rare one
+            "/v1/search?q=0000000&limit=10",
             connections=1,
             delay_ms=SEARCH_PAUSE_MS,
         ),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from plan import SEARCH_PAUSE_MS
 from report import (
+    CHAT_TURN_SCALING,
     Growth,
     Report,
     ScenarioResult,
@@ -41,19 +42,23 @@ HEADER = [
 
 
 def table_rows(scenarios: dict[str, ScenarioResult]) -> list[list[str]]:
+    """One row a scenario; the chat turn's in turns (a second, and CPU and latency a turn)."""
     rows = []
     for result in scenarios.values():
         service, bare, db = result.service, result.bare, result.service.db_cpu_us_per_request
+        per, unit = result.requests_per_turn, (" turns" if result.requests_per_turn > 1 else "")
+        cpu_unit = "/turn" if per > 1 else ""
         rows.append(
             [
                 result.label,
-                f"{service.rps:,.0f}",
-                f"{bare.rps:,.0f}",
+                f"{service.rps / per:,.0f}{unit}",
+                f"{bare.rps / per:,.0f}{unit}",
                 f"{result.ratio:.2f}x",
                 f"{service.p50_ms:.2f}",
                 f"{service.p99_ms:.2f}",
-                f"{service.cpu_us_per_request:,.0f}" + ("" if db is None else f" +{db:,.0f} db"),
-                f"{bare.cpu_us_per_request:,.0f}",
+                f"{service.cpu_us_per_request * per:,.0f}{cpu_unit}"
+                + ("" if db is None else f" +{db * per:,.0f} db"),
+                f"{bare.cpu_us_per_request * per:,.0f}{cpu_unit}",
             ]
         )
     return rows
@@ -118,6 +123,39 @@ def with_parts_line(item: WithParts) -> str:
     return line + "; reported, no target"
 
 
+def chat_turn_lines(report: Report) -> list[str]:
+    """The chat turn at each worker count, and 2 workers against 1 (PostgreSQL's target)."""
+    lines = []
+    for workers, turn in report.chat_turns().items():
+        service, bare = turn.service, turn.bare
+        lines.append(
+            f"{workers} worker{'s' if workers > 1 else ''}: {service.turns_per_s:,.0f} turns/s "
+            f"(bare {bare.turns_per_s:,.0f}, {turn.ratio:.2f}x), p50 {service.p50_ms:.1f} ms, "
+            f"p99 {service.p99_ms:.1f} ms a turn, {turn.cpu_us_per_turn(service):,.0f} µs of "
+            f"CPU a turn (bare {turn.cpu_us_per_turn(bare):,.0f})"
+        )
+    scaling = report.chat_turn_scaling
+    if scaling is not None:
+        target = (
+            f" (target >= {CHAT_TURN_SCALING}x)"
+            if report.engine == "postgresql"
+            else " (reported, no target)"
+        )
+        lines.append(f"2 workers against 1: {scaling:.2f}x the turns a second{target}")
+    return lines
+
+
+CHAT_TURN_NOTE = (
+    "A turn is the user's message appended, the context read (`/context?max_messages=20`, of "
+    "a session seeded with 20 messages), the assistant's answer appended, on one session, "
+    "each request sent once the answer before it has come; the turns go round 1,000 "
+    "sessions from 64 connections (wrk, one connection a thread). turns/s is the requests a "
+    "second over 3; p50/p99 are a whole turn's latency, its first request made to its last "
+    "answer in (bench/wrk/chat_turn.lua). The writes' search indexing and WAL checkpointing "
+    "are counted in, as in the other write scenarios."
+)
+
+
 def baseline_line(report: Report) -> str | None:
     """The string-content append against the baseline run's, the bare app's beside it (how
     much the machine or the framework moved on their own)."""
@@ -154,6 +192,10 @@ def console_summary(report: Report) -> str:
         if line is not None:
             assert result.search_while_appending is not None
             parts.append(f"\n{result.search_while_appending.label}, {line}")
+    turn_lines = chat_turn_lines(report)
+    if turn_lines:
+        parts.append("\n== a chat turn (3 requests; latency a turn) ==")
+        parts += [f"  {line}" for line in turn_lines]
     with_parts = report.with_parts()
     if with_parts:
         parts.append("\n== content parts (a ~2 KB image) and an item ==")
@@ -237,6 +279,7 @@ def results_page(report: Report) -> str:
         "",
         *search_index_lines(report),
         *under_writes_lines(report),
+        *chat_turn_page_lines(report),
         *with_parts_lines(report),
         *baseline_lines(report),
         "## Targets (1 worker, 16 connections)",
@@ -270,6 +313,13 @@ def under_writes_lines(report: Report) -> list[str]:
     ]
 
 
+def chat_turn_page_lines(report: Report) -> list[str]:
+    lines = chat_turn_lines(report)
+    if not lines:
+        return []
+    return ["## A chat turn", "", CHAT_TURN_NOTE, "", *(f"- {line}." for line in lines), ""]
+
+
 def with_parts_lines(report: Report) -> list[str]:
     """The scenarios with content parts and an item (measured and reported, no target)."""
     with_parts = report.with_parts()
@@ -296,28 +346,31 @@ def baseline_lines(report: Report) -> list[str]:
 
 
 def search_index_lines(report: Report) -> list[str]:
-    """What building the search index behind the writes cost, measured apart (SQLite)."""
+    """The search indexing (and WAL checkpoint) that waited when runs ended (SQLite): after the
+    seeding, measured apart; after each write scenario's runs, counted in its figures."""
     build = report.search_index_build
     if report.engine != "sqlite" or build is None:
         return []
     figures = build.to_json()
     lines = [
-        "## Search index, built behind the writes",
+        "## Search index and WAL, kept current by the writes",
         "",
-        "On SQLite, appends do not index their messages for search; the service does it in "
-        "the background and before a search. After seeding and after each of the service's "
-        "write runs the benchmark waits until the index is current, outside the timed runs "
-        "(otherwise the work would land in the bare app's runs):",
+        "On SQLite, appends do not index their messages for search: the service does it behind "
+        "them, in the background, during the runs as in production. What is still waiting when "
+        "a run ends, and the write-ahead log not yet copied into the database, are brought up "
+        "to date right after it; for the service's write runs that time is added to the run's "
+        "duration and its CPU to the service's, so every write figure above includes the "
+        "indexing and checkpointing its messages need. After the seeding it is done apart:",
         "",
         f"- after seeding: {figures['messages']:,} messages indexed in "
-        f"{figures['seconds']:.1f} s ({figures['messages_per_s']:,} messages/s);",
+        f"{figures['seconds']:.1f} s ({figures['messages_per_s']:,} messages/s), not counted;",
     ]
     for result in report.first.scenarios.values():
         if result.search_catch_up and result.search_catch_up.messages:
             catch_up = result.search_catch_up.to_json()
             lines.append(
-                f'- after "{result.label}": {catch_up["messages"]:,} messages in '
-                f"{catch_up['seconds']:.1f} s ({catch_up['messages_per_s']:,} messages/s);"
+                f'- "{result.label}": {catch_up["messages"]:,} messages written in its measured '
+                f"runs, {catch_up['seconds']:.2f} s of catching up after them, counted in;"
             )
     lines[-1] = lines[-1].removesuffix(";") + "."
     return [*lines, ""]
@@ -329,11 +382,14 @@ def interpretation(report: Report) -> str:
     missed = [target.name for target in targets if not target.passed]
     append, read = scenarios["append"], scenarios["read_last50"]
     text = (
-        "The bare app is the ceiling: the same routes and JSON on the same server, without "
-        "database or auth, so a ratio says what share of the framework's own throughput the "
-        "service keeps and `CPU µs/req` minus the bare figure is what the service adds per "
-        f"request. Appending one message costs {append.service.cpu_us_per_request:,.0f} "
-        f"µs of server CPU against {append.bare.cpu_us_per_request:,.0f} µs bare "
+        "The bare app is the ceiling: the same routes and handler shapes on the same server, "
+        "each answering the service's own JSON built once at its start-up (bench/bare_app.py "
+        "says why that is fair), without database or auth, so a ratio says what share of the "
+        "framework's own throughput the service keeps and `CPU µs/req` minus the bare figure "
+        "is what the service adds per request. Write figures include the search indexing and "
+        "WAL checkpointing their messages need. Appending one message costs "
+        f"{append.service.cpu_us_per_request:,.0f} µs of server CPU against "
+        f"{append.bare.cpu_us_per_request:,.0f} µs bare "
         f"({append.ratio:.2f}x the bare throughput, p99 {append.service.p99_ms:.1f} "
         f"ms, 16 writers on one session); reading the last 50 costs "
         f"{read.service.cpu_us_per_request:,.0f} µs against "

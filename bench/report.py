@@ -7,12 +7,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from plan import PAGE, WITH_PARTS, Plan
+from plan import CHAT_TURN, PAGE, WITH_PARTS, Plan
 
 NOISY_CORES = 0.15  # other processes' CPU during a run above which the figures are suspect
 # How far appending a message with string content may move from a baseline's CPU per request
 # (issue 12: content parts and items must not make the plain append dearer).
 APPEND_CPU_TOLERANCE_PCT = 10.0
+# Issue 13: on PostgreSQL, chat turns at 2 workers against 1.
+CHAT_TURN_SCALING = 1.6
 
 
 @dataclass
@@ -29,17 +31,20 @@ class Side:
     background_cores: float  # the most other processes used during one of the runs
     runs: list[dict[str, Any]] = field(default_factory=list)
     messages_per_s: int | None = None  # batches only
+    turns_per_s: float | None = None  # the chat turn only (its p50/p99 are a turn's)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if self.messages_per_s is None:
-            del data["messages_per_s"]
+        for only_some in ("messages_per_s", "turns_per_s"):
+            if data[only_some] is None:
+                del data[only_some]
         return data
 
 
 @dataclass
 class CatchUp:
-    """Indexing for search that the benchmark had done outside the timed runs (SQLite)."""
+    """Search indexing (and the WAL checkpoint) that waited when the runs ended (SQLite): after
+    seeding, done apart; after a write scenario's runs, counted in their figures."""
 
     messages: int
     seconds: float
@@ -64,13 +69,18 @@ class ScenarioResult:
     bare: Side
     problems: list[str] = field(default_factory=list)
     search_catch_up: CatchUp | None = None  # after the service's write runs (SQLite)
+    requests_per_turn: int = 1  # the chat turn: 3
+    answer_bytes: dict[str, list[int]] = field(default_factory=dict)  # each side's, checked
 
     @property
     def ratio(self) -> float:
         return round(self.service.rps / self.bare.rps, 3)
 
+    def cpu_us_per_turn(self, side: Side) -> float:
+        return round(side.cpu_us_per_request * self.requests_per_turn, 1)
+
     def to_json(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "label": self.label,
             "method": self.method,
             "path": self.path,
@@ -79,7 +89,14 @@ class ScenarioResult:
             "bare": self.bare.to_json(),
             "problems": self.problems,
             "ratio": self.ratio,
+            "answer_bytes": self.answer_bytes,
         }
+        if self.requests_per_turn > 1:
+            data["requests_per_turn"] = self.requests_per_turn
+            data["cpu_us_per_turn"] = {
+                "service": self.cpu_us_per_turn(self.service),
+                "bare": self.cpu_us_per_turn(self.bare),
+            }
         if self.search_catch_up is not None and self.search_catch_up.messages:
             data["search_catch_up"] = self.search_catch_up.to_json()
         return data
@@ -315,6 +332,22 @@ class Report:
             if (result := self._scenario(key)) is not None
         }
 
+    def chat_turns(self) -> dict[int, ScenarioResult]:
+        """The chat turn at each worker count it was run at; reported (no target on SQLite)."""
+        return {
+            result.workers: turn
+            for result in self.results
+            if (turn := result.scenarios.get(CHAT_TURN)) is not None
+        }
+
+    @property
+    def chat_turn_scaling(self) -> float | None:
+        """The service's chat turns a second at 2 workers against 1, when both were run."""
+        turns = self.chat_turns()
+        if 1 not in turns or 2 not in turns:
+            return None
+        return round(turns[2].service.rps / turns[1].service.rps, 3)
+
     @property
     def append_cpu_change_pct(self) -> float | None:
         """The string-content append's service CPU per request against the baseline's, in %."""
@@ -345,6 +378,15 @@ class Report:
                 100.0,
             ),
         ]
+        if self.engine == "postgresql":
+            targets.append(
+                Target(
+                    f"chat turns, 2 workers vs 1 >= {CHAT_TURN_SCALING}x",
+                    self.chat_turn_scaling,
+                    ">=",
+                    CHAT_TURN_SCALING,
+                )
+            )
         if self.baseline is not None:
             change = self.append_cpu_change_pct
             targets.append(
@@ -376,6 +418,17 @@ class Report:
     def errors(self) -> int:
         return sum(side.errors for result in self.results for side in result.sides())
 
+    @property
+    def problems(self) -> list[str]:
+        """What the checks before the scenarios found (a wrong status, or the bare app's answer
+        not the service's in shape or size: answers.sanity_check)."""
+        return [
+            problem
+            for result in self.results
+            for scenario in result.scenarios.values()
+            for problem in scenario.problems
+        ]
+
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
         return {
@@ -397,6 +450,17 @@ class Report:
             "search_while_appending_p99_ms": self.search_while_appending_p99_ms,
             # reported, no target
             "with_parts": {key: item.to_json() for key, item in self.with_parts().items()},
+            # reported; on PostgreSQL 2 workers against 1 is a target
+            "chat_turn": {
+                "turns_per_s": {
+                    str(workers): turn.service.turns_per_s
+                    for workers, turn in self.chat_turns().items()
+                },
+                "p99_ms_a_turn": {
+                    str(workers): turn.service.p99_ms for workers, turn in self.chat_turns().items()
+                },
+                "scaling_2_vs_1_workers": self.chat_turn_scaling,
+            },
             "baseline": (
                 None
                 if self.baseline is None
@@ -406,8 +470,9 @@ class Report:
                 }
             ),
             "sizes": {"small_messages": self.small_messages, "big_messages": self.big_messages},
-            # SQLite builds its search index behind the writes; the bench has it done outside
-            # the timed runs (settle_database) and reports what that took here.
+            # SQLite builds its search index behind the writes: what the seeding left waiting,
+            # done apart (settle_database) and reported here; a write scenario's own is counted
+            # in its figures (wrk.with_upkeep).
             "search_index_build": (
                 self.search_index_build.to_json() if self.search_index_build else {}
             ),

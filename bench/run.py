@@ -1,13 +1,17 @@
 """The chat-sessions benchmark (`make bench`): the service against a bare Litestar app.
 
 One run starts the service the way users run it (`chat-sessions serve --migrate`: uvicorn,
-uvloop + httptools, no access log) on a fresh database in a temporary folder, and the bare app
-of bench/bare_app.py (same routes and response shapes, no database, no auth) on the same
-uvicorn settings, then drives both from wrk, a separate process, at 16 connections. Every
-scenario is warmed up, then measured `--runs` times on each side, service and bare runs
-alternating so that drift hits both; figures are medians. The server's CPU time per request
-comes from /proc/<pid>/stat (utime + stime of the uvicorn process and its children). One more
-scenario runs on the service alone: a search every second while 16 writers append.
+uvloop + httptools, no access log) on a fresh database in a temporary folder, seeds it, and
+then the bare app of bench/bare_app.py (the same routes and handler shapes, answering the
+service's own answers built once at its start-up: no database, no auth) on the same uvicorn
+settings, then drives both from wrk, a separate process, at 16 connections (the chat turn
+at 64). Every scenario is warmed up, then measured `--runs` times on each side, service and
+bare runs alternating so that drift hits both; figures are medians. The server's CPU time
+per request comes from /proc/<pid>/stat (utime + stime of the uvicorn process and its
+children). One more scenario runs on the service alone: a search every second while 16
+writers append. The service's write runs are charged with the search indexing and WAL
+checkpointing their writes leave when they end (wrk.with_upkeep). Nothing else is done
+between runs: no VACUUM, no ANALYZE.
 
 Growth: the database is seeded through the API (batches of 500) to ~10k messages, the
 "read the last 50" and deep list page scenarios are measured, then it is seeded to 1M
@@ -50,6 +54,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from answers import capture
 from plan import (
     FULL,
     GROWTH_KEYS,
@@ -112,6 +117,7 @@ def run(args: argparse.Namespace, baseline: Baseline | None) -> int:
         if args.database_url:
             database_url = stack.enter_context(fresh_postgres_database(args.database_url))
         admin_token = secrets.token_urlsafe(24)
+        answers = workdir / "bare-answers.json"
         results: list[WorkerResult] = []
         growth: dict[str, Growth] = {}
         small_total = big_total = 0
@@ -132,16 +138,17 @@ def run(args: argparse.Namespace, baseline: Baseline | None) -> int:
                 fx, small_total, cursor = asyncio.run(
                     prepare_small(service.base, admin_token, plan)
                 )
+                small = build_scenarios(plan, fx, cursor)
+                # The bare app answers what the service answered (answers.py).
+                capture(service, list(small.values()), fx, answers)
+                seconds = settle_database(service, fx.main_key).seconds
+                built = f"; search index built in {seconds:.1f} s" if engine == "sqlite" else ""
             assert fx is not None
-            # Started once the seeding has named the session of messages with parts.
-            bare = bare_server(workdir, workers=workers, parts_session=fx.parts_session)
+            bare = bare_server(workdir, workers=workers, answers=answers)
             stack.callback(bare.stop)
             bare.start()
             print(f"  bare app on {bare.base}", flush=True)
             if position == 0:
-                small = build_scenarios(plan, fx, cursor)
-                seconds = settle_database(service, fx.main_key)
-                built = f"; search index built in {seconds:.1f} s" if engine == "sqlite" else ""
                 print(f"\nsmall database ({small_total:,} messages{built})", flush=True)
                 small_results = {
                     key: measure(wrk, small[key], service, bare, plan)
@@ -150,7 +157,7 @@ def run(args: argparse.Namespace, baseline: Baseline | None) -> int:
                 }
                 print("\ngrowing the database", flush=True)
                 big_total = asyncio.run(grow(service.base, admin_token, plan, small_total))
-                seconds = settle_database(service, fx.main_key)
+                seconds = settle_database(service, fx.main_key).seconds
                 if engine == "sqlite":  # PostgreSQL indexes as it writes
                     search_build = CatchUp(messages=big_total - small_total, seconds=seconds)
                     figures = search_build.to_json()
@@ -226,6 +233,14 @@ def run(args: argparse.Namespace, baseline: Baseline | None) -> int:
     if report.errors:
         print(
             f"error: {report.errors} requests failed during the runs (see the JSON)",
+            file=sys.stderr,
+        )
+        return 1
+    if report.problems:
+        print(
+            "error: the checks before the scenarios found "
+            + "; ".join(report.problems)
+            + " (the ratios of those scenarios compare unlike answers)",
             file=sys.stderr,
         )
         return 1

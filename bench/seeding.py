@@ -79,6 +79,17 @@ class Api:
             )
             _ok(response, 201)
 
+    async def conversation(self, key: str, session_id: str, count: int) -> None:
+        """`count` messages of a chat, user and assistant in turn, the user first, as a chat
+        turn appends them (their counters of the same width: payloads.counter)."""
+        messages = [payloads.message(payloads.counter(0, k), k) for k in range(count)]
+        response = await self.client.post(
+            f"/v1/sessions/{session_id}/messages/batch",
+            content=payloads.encode({"messages": messages}),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        _ok(response, 201)
+
     async def message_total(self) -> int:
         total, cursor = 0, None
         while True:
@@ -113,6 +124,8 @@ class Fixture:
     append_session: str  # appends land here (one session: the contended case)
     parts_append_session: str  # appends of messages with parts and an item land here
     batch_session: str
+    chat_sessions: list[str]  # plan.chat_history messages each: the chat turns go round them
+    chat_check_session: str  # the same, for the chat turn's checks
 
 
 async def seed_small(api: Api, plan: Plan) -> Fixture:
@@ -132,10 +145,25 @@ async def seed_small(api: Api, plan: Plan) -> Fixture:
         await api.append(list_key, session_id, 1, start=i)
 
     await _limited([functools.partial(listed, i) for i in range(plan.list_sessions)], 8)
+
+    async def chat(i: int) -> str:
+        session_id = await api.session(main_key, f"chat-{i}")
+        await api.conversation(main_key, session_id, plan.chat_history)
+        return session_id
+
+    chats = await _limited([functools.partial(chat, i) for i in range(plan.chat_sessions + 1)], 8)
     took = time.monotonic() - started
     print(f"  seeded {plan.small_total:,} messages in {took:.1f} s", flush=True)
     return Fixture(
-        main_key, list_key, hot, parts, append_session, parts_append_session, batch_session
+        main_key,
+        list_key,
+        hot,
+        parts,
+        append_session,
+        parts_append_session,
+        batch_session,
+        chat_sessions=chats[1:],
+        chat_check_session=chats[0],
     )
 
 

@@ -1,6 +1,6 @@
 """The servers a run measures: the service (`chat-sessions serve`) on a fresh database and the
 bare app, as processes this benchmark starts and alone stops; their CPU time from /proc; the
-database's upkeep between runs; a fresh PostgreSQL database per run."""
+database's upkeep after write runs; a fresh PostgreSQL database per run."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -194,10 +195,10 @@ def service_server(
     return server
 
 
-def bare_server(workdir: Path, *, workers: int, parts_session: str) -> Server:
-    """The bare app; its reads of `parts_session` answer messages with parts and an item."""
+def bare_server(workdir: Path, *, workers: int, answers: Path) -> Server:
+    """The bare app, answering what the file `answers` holds (answers.capture)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(BENCH_DIR), "BENCH_PARTS_SESSION": parts_session}
+    env = {**os.environ, "PYTHONPATH": str(BENCH_DIR), "BENCH_ANSWERS": str(answers)}
     argv = [
         str(VENV_BIN / "python"),
         "-m",
@@ -225,21 +226,32 @@ def bare_server(workdir: Path, *, workers: int, parts_session: str) -> Server:
 # --- the database between runs --------------------------------------------------------
 
 
-def settle_database(server: Server, token: str) -> float:
-    """Seconds it took to bring the search index up to date (a search, and on SQLite the
-    service's background indexer).
+@dataclass
+class Upkeep:
+    """What bringing the database up to date after a run took: wall time, and CPU (the
+    service's, and this process's checkpoint)."""
 
-    On SQLite the index trails the writes: the service builds it in the background and a
-    search indexes what is still waiting first. Left alone, what a write run leaves waiting
-    would be indexed while the bare app is measured and slow it down; so after the service's
-    write runs and the seeding, searches do it there and then, outside every timed run, and
-    their time is reported on its own. Then the database's own
-    deferred upkeep is done from this process, so that it does not fall on the service's next
-    timed run, of another scenario: on SQLite the write-ahead log is checkpointed to empty; on
-    PostgreSQL the tables are vacuumed and analysed (as autovacuum would, mid-run, after a
-    bulk load).
+    seconds: float
+    cpu_seconds: float
+
+
+def settle_database(server: Server, token: str) -> Upkeep:
+    """Bring the database up to date after the service's write runs (and the seeding); what
+    it took (wrk.with_upkeep adds it to a write run's figures).
+
+    On SQLite the search index trails the writes: the service builds it behind them, in the
+    background, and a search indexes what is still waiting first. What a run leaves waiting is
+    indexed here, by a search and then the service's background loop, and the write-ahead log
+    is checkpointed to empty (copied into the database file and truncated), so that neither
+    lands in the next timed run, the bare app's or another scenario's. On PostgreSQL the
+    index is written with the rows and the server checkpoints on its own: nothing to do, and
+    nothing is done. In particular no VACUUM or ANALYZE: a service cannot count on someone
+    running them, so the service's figures must hold without (the hot statements keep to
+    their indexes without statistics: tests/db/test_postgres_plans.py).
     """
-    started = time.monotonic()
+    if server.sqlite_path is None:
+        return Upkeep(0.0, 0.0)
+    started, cpu_before = time.monotonic(), server.cpu_seconds()
     response = httpx.get(
         server.base + "/v1/search",
         params={"q": "settle", "limit": 1},
@@ -248,14 +260,11 @@ def settle_database(server: Server, token: str) -> float:
     )
     if response.status_code != 200:
         raise RuntimeError(f"search answered {response.status_code}: {response.text[:200]}")
-    if server.sqlite_path is not None:
-        wait_for_search_index(server.sqlite_path)
-    seconds = time.monotonic() - started
-    if server.sqlite_path is not None:
-        checkpoint_to_empty(server.sqlite_path)
-    if server.postgres_url is not None:
-        asyncio.run(execute_autocommit(server.postgres_url, "VACUUM (ANALYZE)"))
-    return seconds
+    wait_for_search_index(server.sqlite_path)
+    checkpoint_started = time.thread_time()
+    checkpoint_to_empty(server.sqlite_path)
+    own_cpu = time.thread_time() - checkpoint_started
+    return Upkeep(time.monotonic() - started, server.cpu_seconds() - cpu_before + own_cpu)
 
 
 def wait_for_search_index(path: Path, timeout: float = 900.0) -> None:
@@ -274,7 +283,7 @@ def wait_for_search_index(path: Path, timeout: float = 900.0) -> None:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the search index is still {waiting:,} messages behind")
-            time.sleep(0.01)
+            time.sleep(0.002)  # the most this adds to a write run's upkeep
     finally:
         connection.close()
 
@@ -299,7 +308,7 @@ def checkpoint_to_empty(path: Path) -> None:
 
 
 async def execute_autocommit(url: Any, statement: str) -> None:
-    """One statement outside a transaction (CREATE DATABASE and VACUUM refuse to run in one)."""
+    """One statement outside a transaction (CREATE DATABASE refuses to run in one)."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -1,27 +1,38 @@
 """wrk, the load generator: one timed run of a scenario against a server (`run_wrk`), and
 the measurements built from runs: a scenario on the service and the bare app (`measure`),
-and searches beside appending writers (`measure_search_while_appending`)."""
+and searches beside appending writers (`measure_search_while_appending`).
+
+A write run on the service is charged with the upkeep its writes leave behind (`with_upkeep`):
+on SQLite the service indexes new messages for search behind the writes, on the event loop,
+as it does in production; what is still waiting when wrk stops, and the write-ahead log not
+yet copied into the database file, are brought up to date right after the run
+(servers.settle_database), and that time is added to the run's duration, its CPU to the
+service's. A write figure is therefore what the service sustains with its search index and
+its WAL kept current."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import payloads
+from answers import sanity_check
 from plan import Plan, Scenario
 from report import NOISY_CORES, CatchUp, ScenarioResult, SearchUnderWrites, Side
 from servers import (
     Server,
+    Upkeep,
     children_cpu_seconds,
     cpu_seconds_between,
     machine_busy_seconds,
@@ -29,6 +40,7 @@ from servers import (
 )
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "wrk" / "scenario.lua"
+TURN_SCRIPT = Path(__file__).resolve().parent / "wrk" / "chat_turn.lua"
 
 
 def ensure_wrk() -> str:
@@ -74,25 +86,53 @@ class Measured:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def run_wrk(wrk: str, server: Server, scenario: Scenario, seconds: int, plan: Plan) -> Measured:
-    env = {
-        **os.environ,
+def script_of(scenario: Scenario, workdir: Path) -> tuple[Path, dict[str, str]]:
+    """The Lua script that runs a scenario, and its environment."""
+    if scenario.turn is not None:
+        sessions = workdir / f"{scenario.key}-sessions.txt"
+        sessions.write_text("\n".join(scenario.turn.sessions) + "\n")
+        return TURN_SCRIPT, {
+            "BENCH_TOKEN": scenario.token,
+            "BENCH_SESSIONS_FILE": str(sessions),
+            "BENCH_USER_BODY": scenario.turn.user_body,
+            "BENCH_ASSISTANT_BODY": scenario.turn.assistant_body,
+            "BENCH_CONTEXT_QUERY": scenario.turn.context_query,
+        }
+    return LUA_SCRIPT, {
         "BENCH_METHOD": scenario.method,
         "BENCH_TOKEN": scenario.token,
         "BENCH_BODY": scenario.body or "",
         "BENCH_UNIQUE": "1" if scenario.body and payloads.COUNTER in scenario.body else "",
         "BENCH_DELAY_MS": str(scenario.delay_ms or ""),
     }
+
+
+def run_wrk(wrk: str, server: Server, scenario: Scenario, seconds: int, plan: Plan) -> Measured:
+    with tempfile.TemporaryDirectory(prefix="chat-bench-wrk-") as workdir:
+        script, settings = script_of(scenario, Path(workdir))
+        return _run_wrk(wrk, server, scenario, seconds, plan, script, {**os.environ, **settings})
+
+
+def _run_wrk(
+    wrk: str,
+    server: Server,
+    scenario: Scenario,
+    seconds: int,
+    plan: Plan,
+    script: Path,
+    env: dict[str, str],
+) -> Measured:
     argv = [
         wrk,
-        f"-t{plan.threads}",
+        # the chat turn: one connection a thread, whose state is then the connection's
+        f"-t{scenario.connections if scenario.turn else plan.threads}",
         f"-c{scenario.connections or plan.connections}",
         f"-d{seconds}s",
         "--timeout",
         "5s",
         "--latency",
         "-s",
-        str(LUA_SCRIPT),
+        str(script),
         server.base + scenario.path,
     ]
     database_cpu = server.database_cpu or dict
@@ -114,8 +154,9 @@ def run_wrk(wrk: str, server: Server, scenario: Scenario, seconds: int, plan: Pl
     errors = sum(value for name, value in raw.items() if name.startswith("errors_"))
     return Measured(
         rps=raw["requests"] / (raw["duration_us"] / 1e6),
-        p50_ms=raw["p50_us"] / 1000,
-        p99_ms=raw["p99_us"] / 1000,
+        # the chat turn's are a turn's (chat_turn.lua), the others' a request's
+        p50_ms=raw["turn_p50_us" if scenario.turn else "p50_us"] / 1000,
+        p99_ms=raw["turn_p99_us" if scenario.turn else "p99_us"] / 1000,
         cpu_us=cpu * 1e6 / requests,
         db_cpu_us=db_cpu * 1e6 / requests if server.database_cpu else None,
         requests=raw["requests"],
@@ -125,44 +166,9 @@ def run_wrk(wrk: str, server: Server, scenario: Scenario, seconds: int, plan: Pl
     )
 
 
-def _shape(value: Any) -> Any:
-    """What a response looks like, values left out: keys, and list lengths."""
-    if isinstance(value, dict):
-        return {key: _shape(item) for key, item in sorted(value.items()) if key != "preview"}
-    if isinstance(value, list):
-        return [len(value), _shape(value[0]) if value else None]
-    return None
-
-
-def sanity_check(scenario: Scenario, servers: list[Server]) -> list[str]:
-    """One request to each side before measuring: right status, same response shape."""
-    problems, shapes = [], {}
-    body = (scenario.body or "").replace(payloads.COUNTER, "check")
-    headers = {"Authorization": f"Bearer {scenario.token}"}
-    if scenario.body:
-        headers["Content-Type"] = "application/json"
-    for server in servers:
-        response = httpx.request(
-            scenario.method,
-            server.base + scenario.path,
-            content=body or None,
-            headers=headers,
-            timeout=30,
-        )
-        if response.status_code != scenario.expected_status:
-            problems.append(
-                f"{scenario.key}: {server.name} answered {response.status_code}: "
-                f"{response.text[:300]}"
-            )
-            continue
-        shapes[server.name] = _shape(response.json())
-    if len(shapes) == 2 and shapes["service"] != shapes["bare"]:
-        problems.append(f"{scenario.key}: the service's and the bare app's responses differ")
-    return problems
-
-
-def summarize(runs: list[Measured], items: int = 1) -> Side:
-    """One side's runs as medians (and each run); `items` messages per request."""
+def summarize(runs: list[Measured], items: int = 1, requests_per_turn: int = 1) -> Side:
+    """One side's runs as medians (and each run); `items` messages per request, or
+    `requests_per_turn` requests a turn (the chat turn: its latencies are a turn's)."""
 
     def median(values: list[float]) -> float:
         return float(statistics.median(values))
@@ -191,53 +197,83 @@ def summarize(runs: list[Measured], items: int = 1) -> Side:
         ],
         # rps as rounded above, as the figures were always derived
         messages_per_s=round(round(rps, 1) * items) if items > 1 else None,
+        turns_per_s=round(rps / requests_per_turn, 1) if requests_per_turn > 1 else None,
+    )
+
+
+def with_upkeep(measured: Measured, upkeep: Upkeep) -> Measured:
+    """A service write run's figures with the upkeep its writes left counted in (see the
+    module's first lines): its seconds added to the run's duration, its CPU to the service's.
+    The latencies stay wrk's: no request waited for it (in production it runs between them,
+    as the background indexing during the run does)."""
+    seconds = measured.raw["duration_us"] / 1e6
+    requests = max(1, measured.requests)
+    return dataclasses.replace(
+        measured,
+        rps=measured.requests / (seconds + upkeep.seconds),
+        cpu_us=measured.cpu_us + upkeep.cpu_seconds * 1e6 / requests,
+        raw={
+            **measured.raw,
+            "upkeep_s": round(upkeep.seconds, 3),
+            "upkeep_cpu_s": round(upkeep.cpu_seconds, 3),
+            "rps_without_upkeep": round(measured.rps, 1),
+        },
     )
 
 
 def measure(
     wrk: str, scenario: Scenario, service: Server, bare: Server, plan: Plan
 ) -> ScenarioResult:
-    """Warm up both sides, then `plan.runs` runs each, alternating which side goes first."""
-    problems = sanity_check(scenario, [service, bare])
-    for problem in problems:
+    """Check both sides answer alike, warm up both, then `plan.runs` runs each, alternating
+    which side goes first; the service's write runs with their upkeep (`with_upkeep`)."""
+    check = sanity_check(scenario, [service, bare])
+    for problem in check.problems:
         print(f"  WARNING {problem}", flush=True)
     catch_up = CatchUp(messages=0, seconds=0.0)
 
-    def settle(server: Server, measured: Measured) -> None:
-        if server is service and scenario.method == "POST":
-            catch_up.seconds += settle_database(service, scenario.token)
-            catch_up.messages += measured.requests * scenario.items
+    def timed(server: Server, seconds: int, counted: bool = True) -> Measured:
+        measured = run_wrk(wrk, server, scenario, seconds, plan)
+        if not server.alive():
+            raise RuntimeError(f"{server.name} died:\n{server.log_tail()}")
+        if server is not service or not scenario.writes:
+            return measured
+        upkeep = settle_database(service, scenario.token)
+        if counted:
+            catch_up.seconds += upkeep.seconds
+            catch_up.messages += round(measured.requests * scenario.messages_per_request)
+        return with_upkeep(measured, upkeep)
 
     for server in (service, bare):
-        settle(server, run_wrk(wrk, server, scenario, plan.warmup, plan))
+        timed(server, plan.warmup, counted=False)
     runs: dict[str, list[Measured]] = {"service": [], "bare": []}
     for index in range(plan.runs):
         order = (service, bare) if index % 2 == 0 else (bare, service)
         for server in order:
-            measured = run_wrk(wrk, server, scenario, plan.duration, plan)
-            runs[server.name].append(measured)
-            if not server.alive():
-                raise RuntimeError(f"{server.name} died:\n{server.log_tail()}")
-            settle(server, measured)
+            runs[server.name].append(timed(server, plan.duration))
+    per_turn = scenario.requests_per_turn
     result = ScenarioResult(
         label=scenario.label,
         method=scenario.method,
         path=scenario.path,
         messages_per_request=scenario.items,
-        service=summarize(runs["service"], scenario.items),
-        bare=summarize(runs["bare"], scenario.items),
-        problems=problems,
+        service=summarize(runs["service"], scenario.items, per_turn),
+        bare=summarize(runs["bare"], scenario.items, per_turn),
+        problems=check.problems,
         search_catch_up=catch_up if catch_up.messages else None,
+        requests_per_turn=per_turn,
+        answer_bytes=check.sizes,
     )
     svc, bar = result.service, result.bare
     flag = f"  ({svc.errors} errors!)" if svc.errors or bar.errors else ""
     noise = max(svc.background_cores, bar.background_cores)
     if noise >= NOISY_CORES:
         flag += f"  (other processes used {noise:.1f} cores)"
+    unit = "turn" if per_turn > 1 else "req"
     print(
-        f"  {scenario.label:40} service {svc.rps:8.0f} req/s  bare {bar.rps:8.0f} req/s"
-        f"  ratio {result.ratio:.2f}  p99 {svc.p99_ms:6.1f} ms"
-        f"  cpu {svc.cpu_us_per_request:6.0f} us/req{flag}",
+        f"  {scenario.label:40} service {svc.rps / per_turn:8.0f} {unit}/s"
+        f"  bare {bar.rps / per_turn:8.0f} {unit}/s  ratio {result.ratio:.2f}"
+        f"  p99 {svc.p99_ms:6.1f} ms  cpu {svc.cpu_us_per_request * per_turn:6.0f} us/{unit}"
+        f"{flag}",
         flush=True,
     )
     return result
@@ -248,8 +284,9 @@ def measure_search_while_appending(
 ) -> SearchUnderWrites:
     """Searches now and then while 16 writers append without pause, on the service alone (the
     bare app has no search). Both wrk runs go side by side; only their latencies and rates
-    mean something here, not the CPU per request (each run sees the other's)."""
-    for problem in sanity_check(search, [service]):
+    mean something here, not the CPU per request (each run sees the other's). The appends'
+    rate counts the upkeep their writes left, as `measure` does."""
+    for problem in sanity_check(search, [service]).problems:
         print(f"  WARNING {problem}", flush=True)
     searches: list[Measured] = []
     appends: list[Measured] = []
@@ -260,7 +297,7 @@ def measure_search_while_appending(
             appended, searched = writing.result(), searching.result()
         if not service.alive():
             raise RuntimeError(f"service died:\n{service.log_tail()}")
-        settle_database(service, append.token)
+        appended = with_upkeep(appended, settle_database(service, append.token))
         if index > 0:
             appends.append(appended)
             searches.append(searched)

@@ -3,10 +3,11 @@
 --   BENCH_TOKEN   API key sent as "Authorization: Bearer ..." (unset: no header)
 --   BENCH_BODY    JSON body (sent with Content-Type: application/json)
 --   BENCH_UNIQUE  when set, every "@N@" in the body becomes a per-request counter, so each
---                 request carries a different body (no Idempotency-Key is ever sent)
+--                 request carries a different body (no Idempotency-Key is ever sent); the
+--                 counter has a fixed width (payloads.counter), so every body is the same size
 --   BENCH_DELAY_MS when set, each connection waits this long between its requests (a client
 --                 that searches now and then, beside writers that never pause)
--- done() prints one line "BENCH_JSON {...}" with the figures run.py reads.
+-- done() (report.lua) prints one line "BENCH_JSON {...}" with the figures run.py reads.
 
 local method = os.getenv("BENCH_METHOD") or "GET"
 local token = os.getenv("BENCH_TOKEN")
@@ -34,7 +35,7 @@ if unique ~= nil and unique ~= "" and body ~= nil then
   local counter = 0
   function request()
     counter = counter + 1
-    local n = tostring(tid or 0) .. "-" .. tostring(counter)
+    local n = string.format("%d-%07d", tid or 0, counter)
     return wrk.format(method, wrk.path, headers, (string.gsub(body, "@N@", n)))
   end
 else
@@ -51,13 +52,4 @@ if delay_ms ~= nil and delay_ms > 0 then
   end
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"errors_connect":%d,' ..
-    '"errors_read":%d,"errors_write":%d,"errors_status":%d,"errors_timeout":%d,' ..
-    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
-    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
-end
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")

@@ -13,6 +13,7 @@ from render import (
     console_summary,
     interpretation,
     results_page,
+    table_rows,
     verdict_lines,
     write_markdown,
 )
@@ -26,7 +27,8 @@ from report import (
     Target,
     WorkerResult,
 )
-from wrk import Measured, summarize
+from servers import Upkeep
+from wrk import Measured, summarize, with_upkeep
 
 
 def side(rps: float = 1000.0, p50: float = 1.0, p99: float = 5.0, cpu: float = 100.0) -> Side:
@@ -299,3 +301,96 @@ def test_a_baseline_without_the_append_scenario_run_reads_n_a() -> None:
 
     assert report.targets()[-1].value is None
     assert verdict_lines(report.targets())[-1].endswith("measured n/a")
+
+
+def turn_result(turns_per_s: float, p99: float = 30.0, cpu: float = 300.0) -> ScenarioResult:
+    """A chat turn: three requests a turn, its latencies a turn's."""
+    service = dataclasses.replace(
+        side(rps=turns_per_s * 3, p99=p99, cpu=cpu), turns_per_s=turns_per_s
+    )
+    bare = dataclasses.replace(side(rps=3000.0, cpu=100.0), turns_per_s=1000.0)
+    return ScenarioResult("a chat turn", "POST", "/v1/sessions", 1, service, bare, [], None, 3)
+
+
+def with_turns(workers: int, turns_per_s: float) -> WorkerResult:
+    result = passing_result(workers)
+    result.scenarios["chat_turn"] = turn_result(turns_per_s)
+    return result
+
+
+def test_the_chat_turn_is_reported_in_turns_with_a_turns_latency_and_no_target_on_sqlite() -> None:
+    report = report_of(with_turns(1, 400.0))
+
+    assert len(report.targets()) == 8 and all(verdicts(report).values())
+    summary = console_summary(report)
+    assert (
+        "1 worker: 400 turns/s (bare 1,000, 0.40x), p50 1.0 ms, p99 30.0 ms a turn, 900 µs of "
+        "CPU a turn (bare 300)"
+    ) in summary
+    row = table_rows({"chat_turn": report.first.scenarios["chat_turn"]})[0]
+    assert row[1:3] == ["400 turns", "1,000 turns"] and row[6:] == ["900/turn", "300/turn"]
+    assert "## A chat turn" in results_page(report)
+    data = report.to_json()
+    assert data["chat_turn"] == {
+        "turns_per_s": {"1": 400.0},
+        "p99_ms_a_turn": {"1": 30.0},
+        "scaling_2_vs_1_workers": None,
+    }
+    assert data["workers"]["1"]["scenarios"]["chat_turn"]["cpu_us_per_turn"] == {
+        "service": 900.0,
+        "bare": 300.0,
+    }
+
+
+@pytest.mark.parametrize(("two_workers", "passed"), [(640.0, True), (639.0, False)])
+def test_on_postgresql_chat_turns_at_two_workers_must_reach_1_6_times_one(
+    two_workers: float, passed: bool
+) -> None:
+    report = dataclasses.replace(
+        report_of(with_turns(1, 400.0), with_turns(2, two_workers)), engine="postgresql"
+    )
+
+    target = report.targets()[-1]
+    assert len(report.targets()) == 9
+    assert target.name == "chat turns, 2 workers vs 1 >= 1.6x"
+    assert target.passed is passed
+    assert report.to_json()["chat_turn"]["turns_per_s"] == {"1": 400.0, "2": two_workers}
+    assert "2 workers against 1: " in console_summary(report)
+
+
+def test_the_chat_turn_scaling_reads_n_a_without_both_worker_counts() -> None:
+    one_only = dataclasses.replace(report_of(with_turns(1, 400.0)), engine="postgresql")
+    sqlite_both = report_of(with_turns(1, 400.0), with_turns(2, 500.0))
+
+    assert one_only.chat_turn_scaling is None and not one_only.targets()[-1].passed
+    assert sqlite_both.chat_turn_scaling == 1.25
+    assert len(sqlite_both.targets()) == 8
+    assert "1.25x the turns a second (reported, no target)" in console_summary(sqlite_both)
+
+
+def test_a_write_run_is_charged_with_the_upkeep_its_writes_left() -> None:
+    run = Measured(1000.0, 1.0, 9.0, 100.0, None, 2000, 0, 0.0, {"duration_us": 2_000_000})
+
+    charged = with_upkeep(run, Upkeep(seconds=0.5, cpu_seconds=0.2))
+
+    assert charged.rps == 2000 / 2.5  # the requests over the run's 2 s and the 0.5 s after
+    assert charged.cpu_us == 100.0 + 0.2e6 / 2000
+    assert (charged.p50_ms, charged.p99_ms) == (1.0, 9.0)  # no request waited for it
+    assert charged.raw["upkeep_s"] == 0.5 and charged.raw["rps_without_upkeep"] == 1000.0
+    assert with_upkeep(run, Upkeep(0.0, 0.0)).rps == 1000.0
+
+
+def test_summarize_gives_a_turns_rate_for_the_chat_turn() -> None:
+    runs = [Measured(rps, 1.0, 9.0, 100.0, None, 100, 0, 0.0) for rps in (900.0, 1200.0, 1500.0)]
+
+    assert summarize(runs, requests_per_turn=3).turns_per_s == 400.0
+    assert summarize(runs).turns_per_s is None
+    assert "turns_per_s" not in summarize(runs).to_json()
+
+
+def test_the_checks_problems_fail_the_run_they_are_reported_in() -> None:
+    result = passing_result()
+    result.scenarios["append"].problems = ["append: the bare app's answer is 3 bytes shorter"]
+
+    assert report_of(result).problems == ["append: the bare app's answer is 3 bytes shorter"]
+    assert report_of().problems == []
