@@ -116,6 +116,10 @@ def message_row(
         "seq": seq,
         "role": message.role,
         "content": message.content,
+        # Written by every insert (the statement names every column); parts and items are
+        # the work of the content-parts change.
+        "content_parts": None,
+        "item": None,
         "name": message.name,
         "tool_calls": message.tool_calls,
         "tool_call_id": message.tool_call_id,
