@@ -222,16 +222,28 @@ def cmd_sessions_list(args: argparse.Namespace, settings: Settings) -> None:
     async def work(tx: Transaction) -> list[Any]:
         tenant = await admin.get_tenant(tx, args.tenant)
         rows, _ = await session_service.list_sessions(
-            tx, tenant_id=tenant.id, user_id=args.user, status=None, limit=args.limit, cursor=None
+            tx,
+            tenant_id=tenant.id,
+            user_id=args.user,
+            status=None,
+            limit=args.limit,
+            cursor=None,
+            external_id_prefix=args.external_id_prefix,
         )
         return rows
 
     rows = _run_in_transaction(settings, work)
-    print(f"{'id':36}  {'user_id':16}  {'updated_at':20}  {'messages':>8}  title")
+    print(
+        f"{'id':36}  {'user_id':16}  {'external_id':24}  {'updated_at':20}  {'messages':>8}  title"
+    )
     for row in rows:
         updated = row.updated_at.strftime("%Y-%m-%d %H:%M:%S")
         user = row.user_id or "-"
-        print(f"{row.id:36}  {user:16}  {updated:20}  {row.message_count:>8}  {row.title or ''}")
+        external = row.external_id or "-"
+        print(
+            f"{row.id:36}  {user:16}  {external:24}  {updated:20}  {row.message_count:>8}  "
+            f"{row.title or ''}"
+        )
 
 
 def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
@@ -260,6 +272,7 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
 
     session, transcript = _run_in_transaction(settings, work)
     print(f"session {session.id}  user {session.user_id or '-'}  status {session.status}")
+    print(f"external_id {session.external_id or '-'}")
     print(f"title   {session.title or '-'}")
     print(f"traits  {msgspec.json.encode(session.traits).decode()}")
     print(f"{session.message_count} messages, last activity {session.updated_at:%Y-%m-%d %H:%M:%S}")
@@ -340,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing = session_commands.add_parser("list", help="a tenant's sessions, newest first")
     listing.add_argument("--tenant", required=True, help="tenant id or name")
     listing.add_argument("--user", help="only this end-user's sessions")
+    listing.add_argument(
+        "--external-id-prefix",
+        metavar="PREFIX",
+        help="only the sessions whose external_id starts with PREFIX, in external_id order",
+    )
     listing.add_argument("--limit", type=int, default=50, choices=range(1, 101), metavar="1..100")
     listing.set_defaults(func=cmd_sessions_list)
     show = session_commands.add_parser("show", help="a session's transcript")

@@ -217,9 +217,7 @@ class Message(SQLModel, table=True):
     # show and /context passes on).
     content: str = Field(sa_type=Text)
     # The content parts as sent, when `content` was an array; NULL for a string.
-    content_parts: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(VerbatimJSON)
-    )
+    content_parts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(VerbatimJSON))
     # A provider-native item (OpenAI Responses item, ADK event, ...), stored verbatim.
     item: dict[str, Any] | None = Field(default=None, sa_column=Column(VerbatimJSON))
     name: str | None = Field(default=None, max_length=256)

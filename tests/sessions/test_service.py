@@ -24,7 +24,7 @@ async def test_a_traits_patch_merges_nested_objects_and_null_removes_a_key(
 ) -> None:
     traits = {"plan": "pro", "prefs": {"lang": "en", "tz": "UTC"}, "gone": 1}
     async with database.transaction() as tx:
-        created = await service.create_session(
+        created, _ = await service.create_session(
             tx, tenant_id=tenant_id, data=SessionCreate(traits=traits), max_json_bytes=MAX_JSON
         )
         patch = SessionUpdate(traits={"prefs": {"tz": None, "theme": "dark"}, "gone": None})
