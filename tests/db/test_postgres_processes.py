@@ -142,6 +142,33 @@ def test_an_idempotency_key_raced_from_two_processes_stores_one_row(
         assert len(page.json()["data"]) == 1
 
 
+def test_concurrent_creates_with_one_external_id_from_two_processes_make_one_session(
+    database_url: str, tmp_path: Path
+) -> None:
+    with servers(database_url, tmp_path) as (first, second):
+        headers, _ = tenant_and_session(first)
+        # Five external_ids, ten creates each, all at once over both processes.
+        bodies: list[dict[str, object]] = [
+            {"external_id": f"app/u/{n % 5}", "title": f"attempt {n}"} for n in range(50)
+        ]
+        responses = asyncio.run(_post_everywhere([first, second], "/v1/sessions", bodies, headers))
+
+        by_external_id: dict[str, list[httpx.Response]] = {}
+        for body, response in zip(bodies, responses, strict=True):
+            by_external_id.setdefault(str(body["external_id"]), []).append(response)
+        for answers in by_external_id.values():
+            assert sorted(r.status_code for r in answers) == [200] * 9 + [201]
+            assert len({r.json()["id"] for r in answers}) == 1
+        listed = httpx.get(
+            f"{second.base_url}/v1/sessions",
+            params={"external_id_prefix": "app/u/"},
+            headers=headers,
+        )
+        assert [item["external_id"] for item in listed.json()["data"]] == [
+            f"app/u/{n}" for n in range(5)
+        ]
+
+
 def test_kill_9_mid_load_loses_no_acknowledged_message(database_url: str, tmp_path: Path) -> None:
     with servers(database_url, tmp_path) as (survivor, victim):
         headers, session_id = tenant_and_session(survivor)
