@@ -9,14 +9,9 @@ from chat_sessions.db import Database
 from chat_sessions.errors import BadRequest
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
-from support import create_tenant, make_settings
+from support import make_settings
 
 MAX_JSON = make_settings().max_json_bytes
-
-
-@pytest.fixture
-async def tenant_id(client, database: Database) -> str:
-    return (await create_tenant(client, "acme")).id
 
 
 async def test_a_traits_patch_merges_nested_objects_and_null_removes_a_key(
