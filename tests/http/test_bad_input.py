@@ -83,6 +83,8 @@ TOOL_CALLS = Route(
 PATCH_TOOL_CALL = Route(
     "PATCH", "/v1/sessions/{session_id}/tool-calls/{tool_call_pk}", {"status": "executing"}
 )
+PATCH_USER_TRAITS = Route("PATCH", "/v1/users/u-1/traits", {"plan": "pro"})
+PUT_USER_TRAITS = Route("PUT", "/v1/users/u-1/traits", {"plan": "free"})
 TENANTS = Route("POST", "/v1/admin/tenants", {"name": "initech"}, admin=True)
 PATCH_TENANT = Route("PATCH", "/v1/admin/tenants/{tenant_id}", {"name": "acme2"}, admin=True)
 WRITE_ROUTES = [
@@ -93,6 +95,8 @@ WRITE_ROUTES = [
     BATCH,
     TOOL_CALLS,
     PATCH_TOOL_CALL,
+    PATCH_USER_TRAITS,
+    PUT_USER_TRAITS,
     TENANTS,
     PATCH_TENANT,
 ]
