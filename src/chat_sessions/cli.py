@@ -21,6 +21,7 @@ from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError
 from chat_sessions.messages import service as message_service
 from chat_sessions.retention import run_cleanup
+from chat_sessions.sessions import listing as session_listing
 from chat_sessions.sessions import service as session_service
 from chat_sessions.settings import Settings
 
@@ -221,7 +222,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_sessions_list(args: argparse.Namespace, settings: Settings) -> None:
     async def work(tx: Transaction) -> list[Any]:
         tenant = await admin.get_tenant(tx, args.tenant)
-        rows, _ = await session_service.list_sessions(
+        rows, _ = await session_listing.list_sessions(
             tx,
             tenant_id=tenant.id,
             user_id=args.user,

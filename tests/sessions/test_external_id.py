@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from chat_sessions.db import Database
-from chat_sessions.sessions.service import _exact_statement, _prefix_statement
+from chat_sessions.sessions.listing import _exact_statement, _prefix_statement
 from support import Tenant, assert_problem, count_rows, new_session, stored
 
 BAD_EXTERNAL_IDS = [

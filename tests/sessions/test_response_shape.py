@@ -11,13 +11,9 @@ import httpx
 from sqlalchemy import text
 
 from chat_sessions.db import Database
+from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
 from chat_sessions.sessions.schemas import SessionListItem, SessionRead
-from chat_sessions.sessions.service import (
-    SESSION_COLUMNS,
-    _exact_statement,
-    _list_statement,
-    _prefix_statement,
-)
+from chat_sessions.sessions.service import SESSION_COLUMNS
 from support import Tenant, append
 
 # Every field a different value, so two fields swapped cannot go unnoticed.

@@ -7,7 +7,7 @@ import pytest
 
 from chat_sessions.db import Database
 from chat_sessions.errors import BadRequest
-from chat_sessions.sessions import service
+from chat_sessions.sessions import listing, service
 from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
 from support import make_settings
 
@@ -50,14 +50,14 @@ async def test_pages_of_sessions_neither_repeat_nor_skip_and_a_cursor_keeps_its_
     cursor = None
     async with database.transaction(write=False) as tx:
         while True:
-            rows, cursor = await service.list_sessions(
+            rows, cursor = await listing.list_sessions(
                 tx, tenant_id=tenant_id, user_id=None, status=None, limit=2, cursor=cursor
             )
             seen += [row.id for row in rows]
             if cursor is None:
                 break
             with pytest.raises(BadRequest):  # a cursor of the unfiltered list, on a filtered one
-                await service.list_sessions(
+                await listing.list_sessions(
                     tx, tenant_id=tenant_id, user_id="u0", status=None, limit=2, cursor=cursor
                 )
     assert len(seen) == len(set(seen)) == 5

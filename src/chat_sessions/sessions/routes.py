@@ -14,7 +14,7 @@ from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
 from chat_sessions.pagination import Cursor
 from chat_sessions.preconditions import IfMatch, if_match_versions, tagged
-from chat_sessions.sessions import service
+from chat_sessions.sessions import listing, service
 from chat_sessions.sessions.schemas import (
     EXTERNAL_ID_PATTERN,
     EXTERNAL_ID_RULE,
@@ -103,7 +103,7 @@ class SessionController(Controller):
         limit: PageLimit = 20,
         cursor: Cursor = None,
     ) -> SessionPage:
-        found, next_cursor = await service.list_sessions(
+        found, next_cursor = await listing.list_sessions(
             caller.tx,
             tenant_id=caller.tenant_id,
             user_id=user_id,
