@@ -61,3 +61,57 @@ async def test_pages_of_sessions_neither_repeat_nor_skip_and_a_cursor_keeps_its_
                     tx, tenant_id=tenant_id, user_id="u0", status=None, limit=2, cursor=cursor
                 )
     assert len(seen) == len(set(seen)) == 5
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [
+        ("a", "b"),
+        ("app/u1/", "app/u10"),  # "/" + 1 is "0"
+        ("a%", "a&"),
+        ("a\U0010ffff", "b"),  # the highest character goes; the one before is raised
+        ("a\U0010ffff\U0010ffff", "b"),
+        ("\U0010ffff", None),  # nothing is above every id that starts with it
+        ("\ud7ff", "\ue000"),  # surrogates are skipped: no stored text holds one
+        ("é", "ê"),
+    ],
+)
+def test_a_prefix_range_ends_at_the_least_string_above_every_string_it_starts(
+    prefix: str, end: str | None
+) -> None:
+    assert listing.prefix_end(prefix) == end
+    continuations = ["", "x", "\x7f", "\U0010ffff", "\U0010ffffzz", "é😀"]
+    for id_ in (prefix + rest for rest in continuations):
+        assert id_ >= prefix
+        assert end is None or id_ < end  # code point order, as both engines compare
+
+
+async def test_get_or_create_answers_the_existing_session_and_whether_it_made_one(
+    database: Database, tenant_id: str
+) -> None:
+    async with database.transaction() as tx:
+        made, created = await service.create_session(
+            tx,
+            tenant_id=tenant_id,
+            data=SessionCreate(external_id="e-1", title="first"),
+            max_json_bytes=MAX_JSON,
+        )
+        found, again = await service.create_session(
+            tx,
+            tenant_id=tenant_id,
+            data=SessionCreate(external_id="e-1", title="second", traits={"x": 1}),
+            max_json_bytes=MAX_JSON,
+        )
+        rows, cursor = await listing.list_sessions(
+            tx,
+            tenant_id=tenant_id,
+            user_id=None,
+            status=None,
+            limit=10,
+            cursor=None,
+            external_id="e-1",
+        )
+    assert (created, again) == (True, False)
+    assert found == made
+    assert [row.id for row in rows] == [made.id]
+    assert cursor is None
