@@ -2,12 +2,17 @@
 database, no auth, no middleware. The benchmark serves it on the same uvicorn settings as the
 service and reports each service figure as a ratio to this one.
 
+Reads of the session named by BENCH_PARTS_SESSION (bench/run.py sets it to the seeded session
+of messages with content parts and an item) answer such messages; every other session's, the
+plain ones.
+
 Run: uvicorn --app-dir bench bare_app:app --loop uvloop --http httptools --no-access-log
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,7 +20,7 @@ import msgspec
 import uuid_utils
 from litestar import Litestar, Response, get, post
 from litestar.params import QueryParameter
-from payloads import message
+from payloads import message, parts_message
 
 # The service's own wire shapes: parsing and encoding cost exactly what they cost there.
 from chat_sessions.messages.schemas import (
@@ -89,6 +94,7 @@ def _message_row(session_id: str, seq: int, new: MessageCreate) -> dict[str, Any
         "tool_calls": new.tool_calls,
         "tool_call_id": new.tool_call_id,
         "metadata": new.metadata,
+        "item": new.item,
         "token_count": new.token_count,
         "created_at": datetime.now(UTC),
     }
@@ -117,6 +123,15 @@ def _session_row(session_id: str, **extra: Any) -> dict[str, Any]:
 _HISTORY = [
     _message_row("00000000-0000-7000-8000-000000000000", seq, MessageCreate(**message(seq - 1)))
     for seq in range(9_001, 10_001)
+]
+# The session whose messages carry parts and an item (seq n holds parts_message(n - 1)): one
+# string comparison a read tells it apart, where the service looks every session up anyway.
+_PARTS_SESSION = os.environ.get("BENCH_PARTS_SESSION", "")
+_PARTS_HISTORY = [
+    _message_row(
+        "00000000-0000-7000-8000-000000000001", seq, MessageCreate(**parts_message(seq - 1))
+    )
+    for seq in range(1, 1_001)
 ]
 _SESSIONS = [_session_row(_new_id(), preview=message(i)["content"][:80]) for i in range(100)]
 
@@ -192,7 +207,8 @@ async def list_messages(
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> MessagePage:
-    rows = _HISTORY[-limit:][::-1] if order == "desc" else _HISTORY[:limit]
+    history = _PARTS_HISTORY if session_id == _PARTS_SESSION else _HISTORY
+    rows = history[-limit:][::-1] if order == "desc" else history[:limit]
     return MessagePage(
         data=[build(MessageRead, {**row, "session_id": session_id}) for row in rows],
         next_cursor="WyJhYmNkZWYwMTIzNDU2Nzg5IiwgOTk1MF0",

@@ -3,6 +3,8 @@ bare app (which answers reads with messages of the same shape and size as the se
 
 from __future__ import annotations
 
+import base64
+import random
 from typing import Any
 
 import msgspec
@@ -30,8 +32,43 @@ def message(i: int | str, k: int | None = None) -> dict[str, Any]:
     }
 
 
-def batch(n: int, start: int = 0) -> dict[str, Any]:
-    return {"messages": [message(start + k) for k in range(n)]}
+def _png_data_url(size: int) -> str:
+    """An image as a client inlines it: a PNG signature, then bytes as random as compressed
+    image data (the same every run), base64 in a data URL."""
+    data = b"\x89PNG\r\n\x1a\n" + random.Random(12).randbytes(size - 8)
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+IMAGE_URL = _png_data_url(1_300)  # 1,758 characters: the parts are ~2 KB encoded
+
+
+def parts_message(i: int | str) -> dict[str, Any]:
+    """A user message as a multimodal client sends it (~2.4 KB encoded): content as parts, a
+    text part and a ~2 KB image, and the provider's own item for it, an OpenAI Responses
+    `message` item (the image referenced by file id, as an adapter that uploads it keeps it)."""
+    text = f"[{i}] {_WORDS}"
+    return {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": text},
+            {"type": "image_url", "image_url": {"url": IMAGE_URL}},
+        ],
+        "item": {
+            "type": "message",
+            "id": f"msg_{i}",
+            "role": "user",
+            "status": "completed",
+            "content": [
+                {"type": "input_text", "text": text},
+                {"type": "input_image", "file_id": "file-bench-image", "detail": "auto"},
+            ],
+        },
+        "token_count": 130,
+    }
+
+
+def batch(n: int, start: int = 0, make: Any = message) -> dict[str, Any]:
+    return {"messages": [make(start + k) for k in range(n)]}
 
 
 def session(i: int | str) -> dict[str, Any]:
@@ -49,4 +86,5 @@ def encode(value: Any) -> str:
 # Bodies for wrk, with the counter marker where a unique value goes.
 WRK_SESSION = encode(session(COUNTER))
 WRK_MESSAGE = encode(message(COUNTER))
+WRK_PARTS_MESSAGE = encode(parts_message(COUNTER))
 WRK_BATCH_20 = encode({"messages": [message(f"{COUNTER}.{k}", k) for k in range(20)]})

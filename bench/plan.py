@@ -21,6 +21,7 @@ class Plan:
     connections: int
     threads: int
     hot_messages: int  # the session whose last 50 are read
+    parts_messages: int  # the session of messages with parts and an item whose last 50 are read
     list_sessions: int  # sessions in the tenant that is listed
     big_total: int  # messages in the database at the large size
     filler_tenants: int
@@ -33,7 +34,8 @@ class Plan:
 
     @property
     def small_total(self) -> int:
-        return self.hot_messages + self.list_sessions  # the list sessions hold one message each
+        # the list sessions hold one message each
+        return self.hot_messages + self.parts_messages + self.list_sessions
 
 
 FULL = Plan(
@@ -43,6 +45,7 @@ FULL = Plan(
     connections=16,
     threads=1,
     hot_messages=10_000,
+    parts_messages=1_000,
     list_sessions=10_000,
     big_total=1_000_000,
     filler_tenants=20,
@@ -55,6 +58,7 @@ QUICK = Plan(
     connections=16,
     threads=1,
     hot_messages=2_000,
+    parts_messages=200,
     list_sessions=1_000,
     big_total=100_000,
     filler_tenants=5,
@@ -80,8 +84,11 @@ class Scenario:
 
 
 GROWTH_KEYS = ("read_last50", "list_first", "list_deep")
-READS = ("get_session", "list_first", "list_deep", "read_last50")
-WRITES = ("create_session", "append", "append_batch_20")
+READS = ("get_session", "list_first", "list_deep", "read_last50", "read_last50_parts")
+WRITES = ("create_session", "append", "append_parts", "append_batch_20")
+# Measured and reported, with no target: a message with content parts (a ~2 KB image) and an
+# item, beside the scenario that does the same with a string.
+WITH_PARTS = {"read_last50_parts": "read_last50", "append_parts": "append"}
 UNDER_WRITES = "search_while_appending"  # the service alone: the bare app has no search
 SCENARIOS = (*READS, *WRITES, UNDER_WRITES)
 # Searches come now and then, each after what was written since the one before; the writers
@@ -109,6 +116,11 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             f"read the last 50 (of {plan.hot_messages:,})",
             f"/v1/sessions/{hot}/messages?order=desc&limit=50",
         ),
+        "read_last50_parts": Scenario(
+            "read_last50_parts",
+            f"read the last 50 with parts (of {plan.parts_messages:,})",
+            f"/v1/sessions/{fx.parts_session}/messages?order=desc&limit=50",
+        ),
         "create_session": Scenario(
             "create_session",
             "create a session",
@@ -122,6 +134,13 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             f"/v1/sessions/{fx.append_session}/messages",
             method="POST",
             body=payloads.WRK_MESSAGE,
+        ),
+        "append_parts": Scenario(
+            "append_parts",
+            "append with parts and item (one session)",
+            f"/v1/sessions/{fx.parts_append_session}/messages",
+            method="POST",
+            body=payloads.WRK_PARTS_MESSAGE,
         ),
         "append_batch_20": Scenario(
             "append_batch_20",

@@ -8,7 +8,15 @@ import platform
 from pathlib import Path
 
 from plan import SEARCH_PAUSE_MS
-from report import Growth, Report, ScenarioResult, Target, WorkerResult
+from report import (
+    Growth,
+    Report,
+    ScenarioResult,
+    Target,
+    WithParts,
+    WorkerResult,
+    change_pct,
+)
 
 
 def verdict_lines(targets: list[Target]) -> list[str]:
@@ -95,6 +103,37 @@ def under_writes_line(result: WorkerResult) -> str | None:
     )
 
 
+def with_parts_line(item: WithParts) -> str:
+    """A scenario with content parts and an item: its figures beside the string content's."""
+    result, service = item.result, item.result.service
+    line = (
+        f"{result.label}: {result.ratio:.2f}x bare, {service.cpu_us_per_request:,.0f} µs of "
+        f"CPU a request (bare {result.bare.cpu_us_per_request:,.0f})"
+    )
+    if item.plain is not None and item.cpu_vs_plain is not None:
+        line += (
+            f", {item.cpu_vs_plain:.2f}x the {item.plain.service.cpu_us_per_request:,.0f} µs "
+            "of the same with string content"
+        )
+    return line + "; reported, no target"
+
+
+def baseline_line(report: Report) -> str | None:
+    """The string-content append against the baseline run's, the bare app's beside it (how
+    much the machine or the framework moved on their own)."""
+    baseline, append = report.baseline, report.first.scenarios.get("append")
+    if baseline is None or append is None:
+        return None
+    now, bare = append.service.cpu_us_per_request, append.bare.cpu_us_per_request
+    return (
+        f"append one message: {now:,.0f} µs of CPU a request against "
+        f"{baseline.cpu_us_per_request:,.0f} at {baseline.name} ({baseline.date[:10]}, "
+        f"{baseline.source}): {report.append_cpu_change_pct:+.1f}%; the bare app's "
+        f"{bare:,.0f} against {baseline.bare_cpu_us_per_request:,.0f}: "
+        f"{change_pct(bare, baseline.bare_cpu_us_per_request):+.1f}%"
+    )
+
+
 def console_summary(report: Report) -> str:
     """What a run prints at its end."""
     parts = []
@@ -115,6 +154,13 @@ def console_summary(report: Report) -> str:
         if line is not None:
             assert result.search_while_appending is not None
             parts.append(f"\n{result.search_while_appending.label}, {line}")
+    with_parts = report.with_parts()
+    if with_parts:
+        parts.append("\n== content parts (a ~2 KB image) and an item ==")
+        parts += [f"  {with_parts_line(item)}" for item in with_parts.values()]
+    line = baseline_line(report)
+    if line is not None:
+        parts.append(f"\n== against the baseline ==\n  {line}")
     parts.append(f"\n== growth {report.small_messages:,} -> {report.big_messages:,} messages ==")
     for row in growth_rows(report.growth):
         parts.append(
@@ -191,6 +237,8 @@ def results_page(report: Report) -> str:
         "",
         *search_index_lines(report),
         *under_writes_lines(report),
+        *with_parts_lines(report),
+        *baseline_lines(report),
         "## Targets (1 worker, 16 connections)",
         "",
         "```",
@@ -220,6 +268,31 @@ def under_writes_lines(report: Report) -> list[str]:
         *lines,
         "",
     ]
+
+
+def with_parts_lines(report: Report) -> list[str]:
+    """The scenarios with content parts and an item (measured and reported, no target)."""
+    with_parts = report.with_parts()
+    if not with_parts:
+        return []
+    return [
+        "## Content parts and an item",
+        "",
+        "Messages whose content is an array of parts, a text part and a ~2 KB image as a "
+        "base64 data URL, with a provider item (an OpenAI Responses `message` item): ~2.4 KB "
+        f"a message; the session read holds {report.plan.parts_messages:,} of them. "
+        "Measured and reported, with no target:",
+        "",
+        *(f"- {with_parts_line(item)}." for item in with_parts.values()),
+        "",
+    ]
+
+
+def baseline_lines(report: Report) -> list[str]:
+    line = baseline_line(report)
+    if line is None:
+        return []
+    return ["## Against the baseline", "", f"- {line}.", ""]
 
 
 def search_index_lines(report: Report) -> list[str]:

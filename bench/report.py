@@ -7,9 +7,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from plan import PAGE, Plan
+from plan import PAGE, WITH_PARTS, Plan
 
 NOISY_CORES = 0.15  # other processes' CPU during a run above which the figures are suspect
+# How far appending a message with string content may move from a baseline's CPU per request
+# (issue 12: content parts and items must not make the plain append dearer).
+APPEND_CPU_TOLERANCE_PCT = 10.0
 
 
 @dataclass
@@ -151,6 +154,61 @@ class WorkerResult:
 
 
 @dataclass
+class WithParts:
+    """A scenario with content parts and an item, reported (no target) beside the one that
+    does the same with string content (None when that one was not run)."""
+
+    result: ScenarioResult
+    plain: ScenarioResult | None
+
+    @property
+    def cpu_vs_plain(self) -> float | None:
+        if self.plain is None:
+            return None
+        plain_cpu = self.plain.service.cpu_us_per_request
+        return round(self.result.service.cpu_us_per_request / plain_cpu, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ratio": self.result.ratio,
+            "cpu_us_per_request": self.result.service.cpu_us_per_request,
+            "cpu_vs_string_content": self.cpu_vs_plain,
+        }
+
+
+@dataclass
+class Baseline:
+    """The string-content append of an earlier run (its results JSON), to hold a run against."""
+
+    source: str  # the file it was read from
+    commit: str | None
+    date: str
+    cpu_us_per_request: float  # the service's
+    bare_cpu_us_per_request: float
+
+    @classmethod
+    def from_json(cls, source: str, data: dict[str, Any]) -> Baseline:
+        """KeyError when the file has no append scenario at its first worker count."""
+        first = str(data["worker_counts"][0])
+        append = data["workers"][first]["scenarios"]["append"]
+        return cls(
+            source=source,
+            commit=data["commit"],
+            date=data["date"],
+            cpu_us_per_request=append["service"]["cpu_us_per_request"],
+            bare_cpu_us_per_request=append["bare"]["cpu_us_per_request"],
+        )
+
+    @property
+    def name(self) -> str:
+        return (self.commit or "unknown commit")[:7]
+
+
+def change_pct(now: float, before: float) -> float:
+    return round((now / before - 1) * 100, 1)
+
+
+@dataclass
 class Target:
     name: str
     value: float | None  # None: its scenario was not run
@@ -189,6 +247,7 @@ class Report:
     search_index_build: CatchUp | None = None  # after growing the database (SQLite)
     machine: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    baseline: Baseline | None = None  # an earlier run's append, when one was given
 
     # --- the figures the targets judge (first worker count) ---------------------------------
 
@@ -248,9 +307,25 @@ class Report:
         under_writes = self.first.search_while_appending
         return under_writes.search.p99_ms if under_writes else None
 
+    def with_parts(self) -> dict[str, WithParts]:
+        """The scenarios with content parts and an item that were run; no target."""
+        return {
+            key: WithParts(result, self._scenario(plain))
+            for key, plain in WITH_PARTS.items()
+            if (result := self._scenario(key)) is not None
+        }
+
+    @property
+    def append_cpu_change_pct(self) -> float | None:
+        """The string-content append's service CPU per request against the baseline's, in %."""
+        append = self._scenario("append")
+        if self.baseline is None or append is None:
+            return None
+        return change_pct(append.service.cpu_us_per_request, self.baseline.cpu_us_per_request)
+
     def targets(self) -> list[Target]:
-        """The targets, defined for 1 worker and 16 connections."""
-        return [
+        """The targets, defined for 1 worker and 16 connections; with a baseline, one more."""
+        targets = [
             Target("append one message >= 0.35x bare", self.append_ratio, ">=", 0.35),
             Target("append one message p99 <= 20 ms", self.append_p99_ms, "<=", 20.0),
             Target("read the last 50 >= 0.5x bare", self.read_last50_ratio, ">=", 0.5),
@@ -270,6 +345,18 @@ class Report:
                 100.0,
             ),
         ]
+        if self.baseline is not None:
+            change = self.append_cpu_change_pct
+            targets.append(
+                Target(
+                    f"append CPU/req vs {self.baseline.name}: within "
+                    f"+-{APPEND_CPU_TOLERANCE_PCT:.0f}%",
+                    None if change is None else abs(change),
+                    "<=",
+                    APPEND_CPU_TOLERANCE_PCT,
+                )
+            )
+        return targets
 
     # --- totals ------------------------------------------------------------------------------
 
@@ -308,6 +395,16 @@ class Report:
             "list_deep_growth_1m_vs_10k": self.list_deep_growth_1m_vs_10k,
             "list_growth_deep_vs_first": self.list_growth_deep_vs_first,
             "search_while_appending_p99_ms": self.search_while_appending_p99_ms,
+            # reported, no target
+            "with_parts": {key: item.to_json() for key, item in self.with_parts().items()},
+            "baseline": (
+                None
+                if self.baseline is None
+                else {
+                    **dataclasses.asdict(self.baseline),
+                    "append_cpu_change_pct": self.append_cpu_change_pct,
+                }
+            ),
             "sizes": {"small_messages": self.small_messages, "big_messages": self.big_messages},
             # SQLite builds its search index behind the writes; the bench has it done outside
             # the timed runs (settle_database) and reports what that took here.
@@ -321,6 +418,7 @@ class Report:
                 "connections": plan.connections,
                 "threads": plan.threads,
                 "hot_session_messages": plan.hot_messages,
+                "parts_session_messages": plan.parts_messages,
                 "list_tenant_sessions": plan.list_sessions,
                 "deep_page": plan.deep_page,
                 "page_size": PAGE,

@@ -18,11 +18,14 @@ messages spread over more tenants and sessions and everything is measured again.
     .venv/bin/python bench/run.py --database-url postgresql+asyncpg://postgres@127.0.0.1/postgres \
         --workers 1 2                             # PostgreSQL (a fresh database, dropped after)
     .venv/bin/python bench/run.py --quick --scenarios append search_while_appending
+    .venv/bin/python bench/run.py --baseline old.json  # append's CPU/req against a results file
 
 Writes bench/results/latest.json (and RESULTS.md) for the default full SQLite run,
 bench/results/postgresql.json (and RESULTS-postgresql.md) on PostgreSQL,
 bench/results/quick-<engine>.json for --quick and bench/results/partial-<engine>.json for
---scenarios. --strict exits 1 when a target is missed.
+--scenarios. --strict exits 1 when a target is missed. --baseline names an earlier run's
+results file: the string-content append's CPU per request is then held against its (one more
+target: within +-10%).
 
 The parts: plan.py (sizes, scenarios), servers.py (the processes, the database between
 runs), seeding.py (data through the API), wrk.py (timed runs and measurements), report.py
@@ -58,7 +61,7 @@ from plan import (
     build_scenarios,
 )
 from render import console_summary, write_markdown
-from report import CatchUp, Growth, Report, ScenarioResult, WorkerResult
+from report import Baseline, CatchUp, Growth, Report, ScenarioResult, WorkerResult
 from seeding import Fixture, deep_cursor, grow, prepare_small
 from servers import (
     bare_server,
@@ -83,7 +86,7 @@ def git_commit() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(dirty)}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, baseline: Baseline | None) -> int:
     plan = QUICK if args.quick else FULL
     if args.runs:
         plan = dataclasses.replace(plan, runs=args.runs)
@@ -118,14 +121,10 @@ def run(args: argparse.Namespace) -> int:
             service = service_server(
                 workdir, workers=workers, database_url=database_url, admin_token=admin_token
             )
-            bare = bare_server(workdir, workers=workers)
             stack.callback(service.stop)
-            stack.callback(bare.stop)
             service.start()
-            bare.start()
             print(
-                f"\n[{workers} worker{'s' if workers > 1 else ''}] service on {service.base},"
-                f" bare app on {bare.base}",
+                f"\n[{workers} worker{'s' if workers > 1 else ''}] service on {service.base}",
                 flush=True,
             )
             small_results: dict[str, ScenarioResult] = {}
@@ -133,6 +132,13 @@ def run(args: argparse.Namespace) -> int:
                 fx, small_total, cursor = asyncio.run(
                     prepare_small(service.base, admin_token, plan)
                 )
+            assert fx is not None
+            # Started once the seeding has named the session of messages with parts.
+            bare = bare_server(workdir, workers=workers, parts_session=fx.parts_session)
+            stack.callback(bare.stop)
+            bare.start()
+            print(f"  bare app on {bare.base}", flush=True)
+            if position == 0:
                 small = build_scenarios(plan, fx, cursor)
                 seconds = settle_database(service, fx.main_key)
                 built = f"; search index built in {seconds:.1f} s" if engine == "sqlite" else ""
@@ -153,7 +159,6 @@ def run(args: argparse.Namespace) -> int:
                         f" {seconds:.1f} s ({figures['messages_per_s']:,} messages/s)",
                         flush=True,
                     )
-            assert fx is not None
             cursor = asyncio.run(deep_cursor(service.base, admin_token, fx, plan))
             scenarios = build_scenarios(plan, fx, cursor)
             print(f"\nlarge database ({big_total:,} messages)", flush=True)
@@ -200,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             ],
         },
         seconds=round(time.monotonic() - started, 1),
+        baseline=baseline,
     )
     print(console_summary(report))
 
@@ -254,10 +260,22 @@ def main() -> None:
         "Results then go to bench/results/partial-<engine>.json only",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier run's results JSON (e.g. bench/results/latest.json as committed): "
+        "the append's CPU per request is held against its, within +-10%%",
+    )
     args = parser.parse_args()
     if any(n < 1 for n in args.workers):
         parser.error("--workers must be >= 1")
-    sys.exit(run(args))
+    baseline = None
+    if args.baseline:
+        try:
+            baseline = Baseline.from_json(str(args.baseline), json.loads(args.baseline.read_text()))
+        except (OSError, ValueError, KeyError, IndexError) as error:
+            parser.error(f"--baseline {args.baseline}: no append figures there ({error!r})")
+    sys.exit(run(args, baseline))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import payloads
 from plan import PAGE, Plan
 
 BATCH_SEED = 500  # messages per seeding request: the API's maximum
+# Messages with parts (~2.4 KB each) per seeding request: well under the 1 MiB body limit.
+BATCH_SEED_PARTS = 200
 
 
 async def _limited(tasks: list[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
@@ -60,13 +62,19 @@ class Api:
         )
         return str(_ok(response, 201).json()["id"])
 
-    async def append(self, key: str, session_id: str, count: int, start: int = 0) -> None:
+    async def append(
+        self, key: str, session_id: str, count: int, start: int = 0, *, parts: bool = False
+    ) -> None:
+        """`count` messages, plain ones or (`parts`) ones with content parts and an item."""
         auth = {"Authorization": f"Bearer {key}"}
-        for offset in range(0, count, BATCH_SEED):
-            n = min(BATCH_SEED, count - offset)
+        make, per_request = (
+            (payloads.parts_message, BATCH_SEED_PARTS) if parts else (payloads.message, BATCH_SEED)
+        )
+        for offset in range(0, count, per_request):
+            n = min(per_request, count - offset)
             response = await self.client.post(
                 f"/v1/sessions/{session_id}/messages/batch",
-                content=payloads.encode(payloads.batch(n, start + offset)),
+                content=payloads.encode(payloads.batch(n, start + offset, make)),
                 headers={**auth, "Content-Type": "application/json"},
             )
             _ok(response, 201)
@@ -101,7 +109,9 @@ class Fixture:
     main_key: str
     list_key: str
     hot_session: str  # holds plan.hot_messages messages: read, got
+    parts_session: str  # holds plan.parts_messages messages with parts and an item: read
     append_session: str  # appends land here (one session: the contended case)
+    parts_append_session: str  # appends of messages with parts and an item land here
     batch_session: str
 
 
@@ -111,7 +121,10 @@ async def seed_small(api: Api, plan: Plan) -> Fixture:
     list_key = await api.tenant("bench-list")
     hot = await api.session(main_key, "hot")
     await api.append(main_key, hot, plan.hot_messages)
+    parts = await api.session(main_key, "parts")
+    await api.append(main_key, parts, plan.parts_messages, parts=True)
     append_session = await api.session(main_key, "append")
+    parts_append_session = await api.session(main_key, "append-parts")
     batch_session = await api.session(main_key, "batch")
 
     async def listed(i: int) -> None:
@@ -121,7 +134,9 @@ async def seed_small(api: Api, plan: Plan) -> Fixture:
     await _limited([functools.partial(listed, i) for i in range(plan.list_sessions)], 8)
     took = time.monotonic() - started
     print(f"  seeded {plan.small_total:,} messages in {took:.1f} s", flush=True)
-    return Fixture(main_key, list_key, hot, append_session, batch_session)
+    return Fixture(
+        main_key, list_key, hot, parts, append_session, parts_append_session, batch_session
+    )
 
 
 async def seed_big(api: Api, plan: Plan, have: int) -> None:

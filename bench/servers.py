@@ -194,9 +194,10 @@ def service_server(
     return server
 
 
-def bare_server(workdir: Path, *, workers: int) -> Server:
+def bare_server(workdir: Path, *, workers: int, parts_session: str) -> Server:
+    """The bare app; its reads of `parts_session` answer messages with parts and an item."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(BENCH_DIR)}
+    env = {**os.environ, "PYTHONPATH": str(BENCH_DIR), "BENCH_PARTS_SESSION": parts_session}
     argv = [
         str(VENV_BIN / "python"),
         "-m",

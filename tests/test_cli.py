@@ -286,7 +286,13 @@ def tenant_id(output: str) -> str:
 
 TRANSCRIPT = [
     {"role": "system", "content": "You are a travel agent."},
-    {"role": "user", "content": "Where is Lisbon?"},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Where is Lisbon?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo"}},
+        ],
+    },
     {
         "role": "assistant",
         "content": "",
@@ -299,7 +305,11 @@ TRANSCRIPT = [
         ],
     },
     {"role": "tool", "content": "38.72 N, 9.14 W", "tool_call_id": "call_geo"},
-    {"role": "assistant", "content": "Lisbon is the capital of Portugal."},
+    {
+        "role": "assistant",
+        "content": "Lisbon is the capital of Portugal.",
+        "item": {"type": "message", "id": "msg_1", "status": "completed"},
+    },
 ]
 
 
@@ -484,10 +494,15 @@ def test_sessions_show_prints_the_transcript_in_order(operator: Operator) -> Non
     position = 0
     for message in TRANSCRIPT:
         position = output.index(message["role"], position)
-        if message["content"]:
-            position = output.index(message["content"], position)
+        content = message["content"]
+        text = content if isinstance(content, str) else content[0]["text"]
+        if text:
+            position = output.index(text, position)
     assert "geocode" in output  # the assistant's tool call is shown
     assert "call_geo" in output
+    assert "[image_url part]" in output  # parts without text are named, not dumped
+    assert "iVBORw0KGgo" not in output
+    assert "[item: message]" in output
 
 
 def test_sessions_show_of_an_unknown_session_fails_cleanly(operator: Operator) -> None:

@@ -171,6 +171,16 @@ ROUTES = [
     Route("list messages desc", "GET", S + "/messages", params={"order": "desc", "limit": 1}),
     Route("get message", "GET", S + "/messages/{message}"),
     Route("truncate messages", "DELETE", S + "/messages", params={"after_seq": 0}),
+    Route(
+        "truncate messages if last seq",
+        "DELETE",
+        S + "/messages",
+        params={"after_seq": 0, "expected_last_seq": 3},
+    ),
+    Route("pop message", "DELETE", S + "/messages/last"),
+    Route(
+        "pop message if last seq", "DELETE", S + "/messages/last", params={"expected_last_seq": 3}
+    ),
     Route("context", "GET", S + "/context"),
     Route("create tool call", "POST", S + "/tool-calls", TOOL_CALL_BODY),
     Route(

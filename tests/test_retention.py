@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -265,21 +263,23 @@ async def test_one_tenants_rules_never_touch_another_tenants_sessions(
 # --- the background loop --------------------------------------------------------------------
 
 
-async def wait_until_gone(database: Database, session_id: str, seconds: float = 10.0) -> bool:
-    """Poll until the session is gone or the deadline passes."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not await exists(database, session_id):
-            return True
-        await asyncio.sleep(0.01)  # waits for the loop task to delete, not for a clock
-    return False
+class Rounds:
+    """The loop's `sleep`: counts the waits between rounds, runs `between` (the round number
+    that just ended) before each, and ends the loop as the lifespan does (cancelling it)
+    once `rounds` rounds have run. No time passes."""
 
+    def __init__(self, rounds: int, between: Any = None) -> None:
+        self.rounds = rounds
+        self.between = between
+        self.waits: list[float] = []
 
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert task.cancelled()
+    async def __call__(self, seconds: float) -> None:
+        done = len(self.waits)
+        self.waits.append(seconds)
+        if done and self.between is not None:
+            await self.between(done)
+        if done == self.rounds:
+            raise asyncio.CancelledError
 
 
 async def test_the_background_loop_applies_the_rules_until_cancelled(
@@ -287,16 +287,21 @@ async def test_the_background_loop_applies_the_rules_until_cancelled(
 ) -> None:
     tenant = await create_tenant(client, "looped", retention_days=1)
     first = await idle_session(client, database, tenant, 2)
-    task = asyncio.create_task(cleanup_periodically(database, 0.01))
-    try:
-        assert await wait_until_gone(database, first)
-        assert await children(database, first) == (0, 0)
-        # it keeps going: a session that goes idle later goes in a later round
-        second = await idle_session(client, database, tenant, 3)
-        assert await wait_until_gone(database, second)
-        assert not task.done()
-    finally:
-        await stop(task)
+    later: list[str] = []
+
+    async def between(round_number: int) -> None:
+        if round_number == 1:
+            assert not await exists(database, first)
+            assert await children(database, first) == (0, 0)
+            # it keeps going: a session that goes idle later goes in a later round
+            later.append(await idle_session(client, database, tenant, 3))
+        else:
+            assert not await exists(database, later[0])
+
+    rounds = Rounds(2, between)
+    with pytest.raises(asyncio.CancelledError):
+        await cleanup_periodically(database, 3600.0, sleep=rounds)
+    assert rounds.waits == [3600.0] * 3
 
 
 async def test_the_background_loop_survives_a_failed_round(
@@ -314,10 +319,7 @@ async def test_the_background_loop_survives_a_failed_round(
         return await run_cleanup(database, dry_run=dry_run)
 
     monkeypatch.setattr(retention, "run_cleanup", failing_once)
-    task = asyncio.create_task(cleanup_periodically(database, 0.01))
-    try:
-        assert await wait_until_gone(database, session_id)
-        assert calls >= 2
-        assert not task.done()
-    finally:
-        await stop(task)
+    with pytest.raises(asyncio.CancelledError):
+        await cleanup_periodically(database, 60.0, sleep=Rounds(2))
+    assert calls == 2
+    assert not await exists(database, session_id)

@@ -29,7 +29,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -135,10 +135,16 @@ class KeyUsage:
             raise
         return len(seen)
 
-    async def flush_periodically(self, database: Database, interval_seconds: float) -> None:
-        """The background task `serve` runs; a failed flush is retried at the next."""
+    async def flush_periodically(
+        self,
+        database: Database,
+        interval_seconds: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """The background task `serve` runs; a failed flush is retried at the next. (`sleep`:
+        tests run rounds without waiting, as with `SearchIndexer`.)"""
         while True:
-            await asyncio.sleep(interval_seconds)
+            await sleep(interval_seconds)
             try:
                 await self.flush(database)
             except Exception:

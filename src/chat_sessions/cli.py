@@ -20,6 +20,7 @@ from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError
 from chat_sessions.messages import service as message_service
+from chat_sessions.messages.parts import TEXT_TYPES, text_of
 from chat_sessions.retention import run_cleanup
 from chat_sessions.sessions import listing as session_listing
 from chat_sessions.sessions import service as session_service
@@ -279,8 +280,17 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
     print(f"{session.message_count} messages, last activity {session.updated_at:%Y-%m-%d %H:%M:%S}")
     for message in transcript:
         print(f"\n[{message.seq}] {message.role}  {message.created_at:%Y-%m-%d %H:%M:%S}")
-        if message.content:
-            print(message.content)
+        if isinstance(message.content, str):
+            if message.content:
+                print(message.content)
+        else:
+            if text := text_of(message.content):
+                print(text)
+            for part in message.content:
+                if part["type"] not in TEXT_TYPES:
+                    print(f"  [{part['type']} part]")
+        if message.item is not None:
+            print(f"  [item: {message.item.get('type', 'untyped')}]")
         for call in message.tool_calls or ():
             function = call.get("function") or {}
             arguments = function.get("arguments", "")

@@ -49,7 +49,7 @@ _WHEN = {
     413: "The body, a message's content or a JSON value is over its limit",
     415: "The body is not `application/json`",
     429: "Over the tenant's rate limit (with `Retry-After`)",
-    503: "The database is unavailable; nothing was changed, retry (with `Retry-After`)",
+    503: "The database is unavailable; retry (`Retry-After`), a write with its `Idempotency-Key`",
 }
 
 
@@ -232,7 +232,10 @@ def handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Re
     return problem(
         503,
         "Service Unavailable",
-        "the database is unavailable; nothing was changed, retry later",
+        # Not "nothing was changed": a write whose connection died with its COMMIT in flight
+        # may have been stored (README, On PostgreSQL).
+        "the database is unavailable; retry later (a write with the same Idempotency-Key: "
+        "one cut off at its commit may have been stored)",
         headers={"Retry-After": "1"},
     )
 

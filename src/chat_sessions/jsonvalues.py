@@ -42,11 +42,11 @@ def _check_tree(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def check_json(value: Any, what: str, max_bytes: int) -> None:
+def check_json(value: Any, what: str, max_bytes: int) -> int:
     """Refuse a JSON value that is too deep or holds NUL characters (400), or is too large
-    (413), to store."""
+    (413), to store; answer its size encoded (0 for None)."""
     if value is None:
-        return
+        return 0
     encoded = msgspec.json.encode(value)
     if len(encoded) > max_bytes:
         raise PayloadTooLarge(f"{what} is {len(encoded)} bytes encoded; the limit is {max_bytes}")
@@ -57,6 +57,7 @@ def check_json(value: Any, what: str, max_bytes: int) -> None:
     brackets = encoded.count(b"{") + encoded.count(b"[")
     if brackets > MAX_JSON_DEPTH or b"\\u0000" in encoded:
         _check_tree(value, what)
+    return len(encoded)
 
 
 # A number whose stored form would differ between the engines, as msgspec writes it: -0.0, or

@@ -6,7 +6,9 @@ generated from the document, and schemathesis, send what the server refuses:
 - a struct declared `forbid_unknown_fields=True` answers 400 to a field it does not know, but
   is documented as open (`additionalProperties` unset): here it is closed;
 - a bound of 0 (`Meta(ge=0)`) is dropped, 0 being falsy where Litestar asks whether a field
-  is constrained: here every bound msgspec checks is written on the property.
+  is constrained: here every bound msgspec checks is written on the property;
+- a message's content parts are plain objects to msgspec (messages/parts.py checks them):
+  here a part is documented as an object with a string `type`, and what each known type needs.
 
 This extends Litestar's own struct plugin, a private class (tests/http/test_openapi.py
 fails loudly if it changes; pyproject.toml bounds Litestar to the tested minor, 2.25).
@@ -18,7 +20,7 @@ from typing import Any
 
 import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.typing import FieldDefinition
 
 # msgspec's constraint -> the JSON Schema keyword (Litestar's Schema attribute) stating it.
@@ -40,7 +42,30 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
             prop = (schema.properties or {}).get(field.encode_name)
             if isinstance(prop, Schema):
                 _write_bounds(prop, field.type)
+                if field.encode_name == "content":
+                    _describe_parts(prop)
         return schema
+
+
+CONTENT_PART = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["type"],
+    properties={"type": Schema(type=OpenAPIType.STRING)},
+    description=(
+        "A content part, kept as sent. Known types need: text, input_text, output_text a "
+        "string `text`; refusal a string `refusal`; image_url an object `image_url` with a "
+        "string `url`; input_image a string `image_url` or `file_id`; input_audio an object "
+        "`input_audio` with `data` and `format`; file, input_file an object `file` or a string "
+        "`file_id` (`file_data`, `file_url`). Other types are stored as they are."
+    ),
+)
+
+
+def _describe_parts(prop: Schema) -> None:
+    """`content`: a string, or an array of CONTENT_PARTs."""
+    for option in prop.one_of or ():
+        if isinstance(option, Schema) and option.type == OpenAPIType.ARRAY:
+            option.items = CONTENT_PART
 
 
 def _write_bounds(prop: Schema, shape: msgspec.inspect.Type) -> None:

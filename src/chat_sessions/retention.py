@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -119,10 +120,15 @@ async def run_cleanup(database: Database, *, dry_run: bool = False) -> list[Tena
     ]
 
 
-async def cleanup_periodically(database: Database, interval_seconds: float) -> None:
-    """The background loop `serve` runs when CLEANUP_INTERVAL_SECONDS is set."""
+async def cleanup_periodically(
+    database: Database,
+    interval_seconds: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """The background loop `serve` runs when CLEANUP_INTERVAL_SECONDS is set. (`sleep`: tests
+    run rounds without waiting.)"""
     while True:
-        await asyncio.sleep(interval_seconds)
+        await sleep(interval_seconds)
         try:
             for entry in await run_cleanup(database):
                 if entry.idle or entry.over_limit:

@@ -7,7 +7,10 @@ connection (and, mid-body, a handler waiting for its body) for as long as it lik
 `ReadTimeoutProtocol` gives every request REQUEST_READ_TIMEOUT_SECONDS from its first byte
 (from the connection's opening, for the first one) to its last: past it the client gets a
 `408` when no response has begun, and the connection is closed. The application sees a
-disconnect: a handler still waiting for the body never runs, so nothing is stored.
+disconnect: a handler still waiting for the body never runs, so nothing is stored. This
+reaches into uvicorn's request cycle (`cycle.disconnected`, `cycle.message_event`), which is
+not public: pyproject.toml bounds uvicorn to the tested minor, and tests/http/test_edges.py
+fails when the cycle changes.
 
 The access log's request line names the path without the query string: a query can carry an
 API key (`?api_key=...`) or what a user searched for (`/v1/search?q=...`).

@@ -8,8 +8,24 @@ from pathlib import Path
 
 import pytest
 from plan import QUICK
-from render import NOTES_MARKER, console_summary, interpretation, verdict_lines, write_markdown
-from report import Growth, Report, ScenarioResult, SearchUnderWrites, Side, Target, WorkerResult
+from render import (
+    NOTES_MARKER,
+    console_summary,
+    interpretation,
+    results_page,
+    verdict_lines,
+    write_markdown,
+)
+from report import (
+    Baseline,
+    Growth,
+    Report,
+    ScenarioResult,
+    SearchUnderWrites,
+    Side,
+    Target,
+    WorkerResult,
+)
 from wrk import Measured, summarize
 
 
@@ -201,3 +217,85 @@ def test_rewriting_the_results_page_keeps_the_notes_written_by_hand(tmp_path: Pa
     assert "# old figures" not in text and text.startswith("# Benchmark results (sqlite)")
     assert text.endswith(f"{NOTES_MARKER}\n\nA diagnosis by hand.\n")
     assert "PASS  search p99 while 16 writers append <= 100 ms" in text
+
+
+def with_parts_result() -> WorkerResult:
+    """Every target met, and the scenarios with content parts and an item run beside."""
+    result = passing_result()
+    result.scenarios["read_last50_parts"] = scenario(side(rps=450.0, cpu=160.0), label="rp")
+    result.scenarios["append_parts"] = scenario(
+        side(rps=300.0, cpu=150.0), side(rps=1000.0, cpu=80.0), label="ap"
+    )
+    return result
+
+
+def test_parts_scenarios_are_reported_beside_their_string_content_ones_without_a_target() -> None:
+    report = report_of(with_parts_result())
+
+    assert len(report.targets()) == 8 and all(verdicts(report).values())
+    summary = console_summary(report)
+    assert (
+        "ap: 0.30x bare, 150 µs of CPU a request (bare 80), 1.50x the 100 µs of the same with "
+        "string content; reported, no target"
+    ) in summary
+    assert "rp: 0.45x bare, 160 µs of CPU a request (bare 100), 1.60x the 100 µs" in summary
+    assert "## Content parts and an item" in results_page(report)
+    assert report.to_json()["with_parts"]["append_parts"] == {
+        "ratio": 0.3,
+        "cpu_us_per_request": 150.0,
+        "cpu_vs_string_content": 1.5,
+    }
+
+
+def test_a_parts_scenario_run_alone_is_reported_without_the_comparison() -> None:
+    result = with_parts_result()
+    del result.scenarios["append"]
+    report = report_of(result)
+
+    assert report.with_parts()["append_parts"].cpu_vs_plain is None
+    assert "ap: 0.30x bare, 150 µs of CPU a request (bare 80); reported, no target" in (
+        console_summary(report)
+    )
+    assert "## Content parts and an item" not in results_page(report_of())
+
+
+def baseline_of(cpu: float, bare_cpu: float = 100.0) -> Baseline:
+    earlier = passing_result()
+    earlier.scenarios["append"] = scenario(side(cpu=cpu), side(cpu=bare_cpu))
+    return Baseline.from_json("old.json", report_of(earlier).to_json())
+
+
+@pytest.mark.parametrize(
+    ("baseline_cpu", "passed"),
+    [(100.0 / 1.1, True), (90.8, False), (100.0 / 0.9, True), (111.2, False)],
+)
+def test_a_baseline_holds_the_string_append_cpu_within_ten_percent(
+    baseline_cpu: float, passed: bool
+) -> None:
+    report = dataclasses.replace(report_of(), baseline=baseline_of(baseline_cpu))
+
+    target = report.targets()[-1]
+    assert len(report.targets()) == 9
+    assert target.name == "append CPU/req vs abc: within +-10%" and target.passed is passed
+
+
+def test_the_baseline_comparison_is_printed_with_the_bare_apps_drift_beside_it() -> None:
+    report = dataclasses.replace(report_of(), baseline=baseline_of(80.0, bare_cpu=95.0))
+
+    line = (
+        "append one message: 100 µs of CPU a request against 80 at abc (2026-01-01, "
+        "old.json): +25.0%; the bare app's 100 against 95: +5.3%"
+    )
+    assert line in console_summary(report) and line in results_page(report)
+    assert verdict_lines(report.targets())[-1].startswith("FAIL  append CPU/req vs abc")
+    assert report.to_json()["baseline"]["append_cpu_change_pct"] == 25.0
+    assert report_of().to_json()["baseline"] is None
+
+
+def test_a_baseline_without_the_append_scenario_run_reads_n_a() -> None:
+    result = passing_result()
+    del result.scenarios["append"]
+    report = dataclasses.replace(report_of(result), baseline=baseline_of(100.0))
+
+    assert report.targets()[-1].value is None
+    assert verdict_lines(report.targets())[-1].endswith("measured n/a")

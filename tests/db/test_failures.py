@@ -5,6 +5,7 @@ the request path, in batches, and shown to operators."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -105,6 +106,62 @@ async def test_a_group_commit_that_fails_answers_every_request_in_it_with_5xx_an
     for session_id in sessions:
         listed = await client.get(f"/v1/sessions/{session_id}", headers=tenant.headers)
         assert listed.json()["message_count"] == 2
+
+
+@pytest.mark.sqlite_only
+async def test_a_failed_group_commit_leaves_no_unretrieved_error_for_requests_that_did_not_wait(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    """A request in the group that ended without a commit to wait for (a 404, rolled back)
+    must not leave asyncio a failed future nobody reads: asyncio reports each one, when it is
+    collected, as "Future exception was never retrieved", an ERROR with a traceback, for every
+    such request of every failed group."""
+    session_id = await new_session(client, tenant)
+    refusal = _refuse(database, sqlite3.SQLITE_TRANSACTION, "COMMIT", times=1)
+    responses = await asyncio.gather(
+        *(_post(client, tenant, session_id, f"lost {i}") for i in range(3)),
+        _post(client, tenant, "no-such-session", "nowhere"),
+    )
+    assert refusal.refused == 1
+    assert responses[-1].status_code == 404
+    for response in responses[:-1]:
+        _assert_server_problem(response)
+    # The futures that asyncio would report: failed, and their exception never read.
+    unread = [
+        thing
+        for thing in gc.get_objects()
+        if isinstance(thing, asyncio.Future)
+        and thing.done()
+        and not thing.cancelled()
+        and thing._log_traceback  # type: ignore[attr-defined]
+    ]
+    assert unread == []
+
+
+@pytest.mark.sqlite_only
+async def test_after_a_failed_commit_of_a_sessions_write_the_writer_serves_and_stores_only_the_new(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    """A PATCH runs its statements through SQLAlchemy (appends run on the driver): a COMMIT
+    that fails then leaves SQLAlchemy's transaction inactive, and SQLite's still open with
+    the PATCH in it. Both must be rolled back, or every later write fails (or, worse, a
+    later commit stores the write that was answered 5xx)."""
+    session_id = await new_session(client, tenant, title="before")
+    refusal = _refuse(database, sqlite3.SQLITE_TRANSACTION, "COMMIT", times=1)
+    failed = await client.patch(
+        f"/v1/sessions/{session_id}", json={"title": "lost"}, headers=tenant.headers
+    )
+    assert refusal.refused == 1
+    _assert_server_problem(failed)
+    created = [await new_session(client, tenant, title=f"after {i}") for i in range(3)]
+    kept = await client.patch(
+        f"/v1/sessions/{created[0]}", json={"title": "kept"}, headers=tenant.headers
+    )
+    assert kept.status_code == 200, kept.text
+    session = await client.get(f"/v1/sessions/{session_id}", headers=tenant.headers)
+    assert session.json()["title"] == "before"
+    assert session.json()["version"] == 1
+    assert await count_rows(database, "sessions") == 4
 
 
 @pytest.mark.sqlite_only
@@ -337,6 +394,56 @@ async def test_a_failed_flush_keeps_the_keys_for_the_next_one(
     assert await _last_used(database) == [wall_clock.now]
 
 
+async def test_the_lifespan_flushes_in_the_background_and_once_more_at_shutdown(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database, app: Any
+) -> None:
+    """`serve`'s lifespan starts the periodic flush, and the keys seen since its last round
+    are written when the process stops (none of the tests above runs the lifespan)."""
+    started: list[float] = []
+
+    async def periodic(self: KeyUsage, database: Database, interval_seconds: float) -> None:
+        started.append(interval_seconds)
+        await asyncio.Event().wait()  # until the lifespan cancels it
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(KeyUsage, "flush_periodically", periodic)
+        async with app.lifespan():
+            await asyncio.sleep(0)  # a turn of the loop, for the lifespan's tasks to start
+            assert (await client.get("/v1/sessions", headers=tenant.headers)).status_code == 200
+            assert await _last_used(database) == [None]
+    assert started == [app.state.settings.api_key_usage_flush_seconds]
+    (used_at,) = await _last_used(database)
+    assert used_at is not None
+
+
+async def test_the_periodic_flush_writes_every_interval_and_survives_a_failed_round(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database, app: Any
+) -> None:
+    usage: KeyUsage = app.state.key_usage
+    assert (await client.get("/v1/sessions", headers=tenant.headers)).status_code == 200
+    targets: list[Any] = [_Unavailable(), database]  # the first round fails, the second writes
+    waits: list[float] = []
+
+    async def one_round_a_wait(seconds: float) -> None:
+        waits.append(seconds)
+        if not targets:
+            raise asyncio.CancelledError  # the lifespan's cancel, after two rounds
+
+    class Switching:
+        def transaction(self, **kwargs: Any) -> Any:
+            return targets.pop(0).transaction(**kwargs)
+
+    with pytest.raises(asyncio.CancelledError):
+        await usage.flush_periodically(
+            Switching(),  # type: ignore[arg-type]
+            7.0,
+            sleep=one_round_a_wait,
+        )
+    assert waits == [7.0, 7.0, 7.0]
+    (used_at,) = await _last_used(database)
+    assert used_at is not None
+
+
 async def test_the_admin_key_listing_shows_prefix_and_times_of_every_key(
     client: httpx.AsyncClient, tenant: Tenant, database: Database, app: Any, wall_clock: WallClock
 ) -> None:
@@ -361,7 +468,7 @@ async def test_the_admin_key_listing_shows_prefix_and_times_of_every_key(
     assert "key_hash" not in first_key and "api_key" not in first_key
 
     missing = await client.get("/v1/admin/tenants/no-such-tenant/keys", headers=ADMIN)
-    assert missing.status_code == 404
+    assert missing.status_code == 404, missing.text
     assert (await client.get(f"/v1/admin/tenants/{tenant.id}/keys")).status_code == 401
 
 

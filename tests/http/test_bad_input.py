@@ -246,7 +246,7 @@ UNKNOWN_ENUMS = [
     (SESSIONS, {"status": "paused"}),
     (PATCH_SESSION, {"status": "ACTIVE"}),
     (MESSAGES, {"role": "bot", "content": "x"}),
-    (BATCH, {"messages": [MESSAGES.valid, {"role": "developer", "content": "x"}]}),
+    (BATCH, {"messages": [MESSAGES.valid, {"role": "moderator", "content": "x"}]}),
     (PATCH_TOOL_CALL, {"status": "cancelled"}),
 ]
 

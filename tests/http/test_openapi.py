@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.errors import PROBLEM_JSON
 from support import ADMIN, Tenant, new_session
 
@@ -58,6 +59,8 @@ def test_preconditions_and_conflicts_are_documented_where_they_happen(
     assert "412" in paths["/v1/sessions/{session_id}"]["patch"]["responses"]
     assert "412" in paths["/v1/sessions/{session_id}"]["delete"]["responses"]
     assert "412" in paths["/v1/sessions/{session_id}/messages"]["post"]["responses"]
+    assert "412" in paths["/v1/sessions/{session_id}/messages"]["delete"]["responses"]
+    assert "412" in paths["/v1/sessions/{session_id}/messages/last"]["delete"]["responses"]
     assert (
         "409" in paths["/v1/sessions/{session_id}/tool-calls/{tool_call_pk}"]["patch"]["responses"]
     )
@@ -143,6 +146,22 @@ async def test_a_truncation_point_outside_the_documented_range_is_400(
     )
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == PROBLEM_JSON
+
+
+def test_every_seq_in_a_query_string_is_documented_as_0_to_max_seq(
+    document: dict[str, Any],
+) -> None:
+    # Litestar dropped the 0 of an optional parameter; schemathesis then sent -1 as valid.
+    seqs = [
+        (method, path, parameter["name"], parameter["schema"])
+        for method, path, operation in _operations(document)
+        for parameter in operation.get("parameters", ())
+        if parameter["in"] == "query"
+        and parameter["name"] in ("after_seq", "before_seq", "expected_last_seq")
+    ]
+    assert len(seqs) >= 7, seqs  # history (2), appends (2), truncate (2), pop
+    for method, path, name, schema in seqs:
+        assert (schema["minimum"], schema["maximum"]) == (0, MAX_SEQ), (method, path, name)
 
 
 def test_the_document_describes_the_api_not_its_own_routes(document: dict[str, Any]) -> None:

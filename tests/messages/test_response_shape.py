@@ -1,6 +1,7 @@
 """A message reads back under its own field names, whichever way it is read: the history's
-rows build `MessageRead` positionally, so its select list must be the shape's fields in order
-(wire.columns derives it from the shape; these tests fail if the two ever part)."""
+rows build `MessageRead` positionally, so its select list must be the shape's fields in order,
+then the content parts (wire.columns derives it from the shape; these tests fail if the two
+ever part)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,19 @@ SENT: dict[str, Any] = {
     "tool_call_id": "the-tool-call-id",
     "metadata": {"model": "m"},
     "token_count": 7,
+    "item": {"type": "function_call", "call_id": "call-1", "z": 1, "a": [2.5, None]},
 }
+# The same with content parts: they come back as the content, whichever way it is read.
+PARTS = [
+    {"type": "text", "text": "look"},
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+    {"type": "text", "text": "here"},
+]
 STORED_BY_NAME = "id", "session_id", "seq", "role", "content", "name", "tool_call_id", "token_count"
 
 
 def test_history_statements_select_the_fields_of_messageread_in_its_order() -> None:
-    fields = list(MessageRead.__struct_fields__)
+    fields = [*MessageRead.__struct_fields__, "content_parts"]
     assert [column.key for column in MESSAGE_COLUMNS] == fields
     for flags in itertools.product((False, True), repeat=5):
         statement = _history_statement(*flags).statement
@@ -53,12 +61,14 @@ async def _stored(database: Database, message_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("content", ["string", "parts"])
 async def test_every_read_of_a_message_answers_each_stored_column_under_its_name(
-    client: httpx.AsyncClient, tenant: Tenant, database: Database, order: str
+    client: httpx.AsyncClient, tenant: Tenant, database: Database, order: str, content: str
 ) -> None:
     session_id = await new_session(client, tenant)
     base = f"/v1/sessions/{session_id}"
-    appended = await client.post(f"{base}/messages", json=SENT, headers=tenant.headers)
+    sent = SENT if content == "string" else {**SENT, "content": PARTS}
+    appended = await client.post(f"{base}/messages", json=sent, headers=tenant.headers)
     assert appended.status_code == 201, appended.text
     message_id = appended.json()["id"]
     history = await client.get(f"{base}/messages?order={order}", headers=tenant.headers)
@@ -71,9 +81,15 @@ async def test_every_read_of_a_message_answers_each_stored_column_under_its_name
         exported.json()["messages"][0],
     ]
     stored = await _stored(database, message_id)
+    if content == "parts":
+        # The text column holds the text of the text parts; reads answer the parts.
+        assert stored.pop("content") == "look\nhere"
     for read in reads:
         assert list(read) == list(MessageRead.__struct_fields__)
-        assert {name: read[name] for name in STORED_BY_NAME} == stored
+        assert read["content"] == sent["content"]
+        assert read["item"] == SENT["item"]
+        assert list(read["item"]) == list(SENT["item"])  # key order as sent
+        assert {name: read[name] for name in stored} == stored
         assert read["tool_calls"] == SENT["tool_calls"]
         assert read["metadata"] == SENT["metadata"]
         assert read["created_at"] == reads[0]["created_at"]

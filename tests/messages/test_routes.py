@@ -1,5 +1,5 @@
 """Messages over HTTP: append (one, batch, idempotent, conditional, concurrent), history,
-one message, truncation."""
+one message, truncation (conditional too), pop."""
 
 from __future__ import annotations
 
@@ -13,9 +13,20 @@ import httpx
 import pytest
 
 from chat_sessions.app import create_app
+from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Database
 from chat_sessions.settings import Settings
-from support import Tenant, append, count_rows, make_settings, new_session
+from support import (
+    Tenant,
+    add_tool_call,
+    append,
+    assert_problem,
+    count_rows,
+    make_settings,
+    new_session,
+    stats,
+)
+from support import stored as everything_stored
 
 KIB = 1024
 
@@ -771,6 +782,14 @@ async def truncate(
     )
 
 
+async def assert_emptied(client: httpx.AsyncClient, tenant: Tenant, session_id: str) -> None:
+    """The session counts no messages, has no last message, and seqs restart at 1."""
+    session = await get_session(client, tenant, session_id)
+    assert session["message_count"] == 0
+    assert session["last_message_at"] is None
+    assert (await append(client, tenant, session_id))["seq"] == 1
+
+
 async def test_truncate_deletes_messages_after_seq_and_appends_continue_from_what_remains(
     client, tenant: Tenant, database: Database
 ) -> None:
@@ -805,10 +824,7 @@ async def test_truncate_after_0_clears_the_history_and_seqs_restart_at_1(
 
     assert response.json() == {"deleted": 3}
     assert await stored_messages(database, session_id) == 0
-    session = await get_session(client, tenant, session_id)
-    assert session["message_count"] == 0
-    assert session["last_message_at"] is None
-    assert (await append(client, tenant, session_id))["seq"] == 1
+    await assert_emptied(client, tenant, session_id)
 
 
 async def test_truncate_after_the_last_seq_deletes_nothing(
@@ -889,3 +905,217 @@ async def test_truncate_deletes_tool_calls_of_deleted_messages_by_cascade(
         "call_2",
         "call_free",
     ]
+
+
+# --- conditional truncate and pop ---------------------------------------------------------
+
+
+async def pop(
+    client: httpx.AsyncClient, tenant: Tenant, session_id: str, **params: Any
+) -> httpx.Response:
+    return await client.delete(
+        f"/v1/sessions/{session_id}/messages/last", params=params, headers=tenant.headers
+    )
+
+
+async def with_tokens(
+    client: httpx.AsyncClient, tenant: Tenant, session_id: str, *token_counts: int
+) -> list[dict[str, Any]]:
+    """Append one message per token count (10, 20, ...); the stored messages."""
+    return [
+        await append(client, tenant, session_id, f"m{n}", token_count=tokens)
+        for n, tokens in enumerate(token_counts, start=1)
+    ]
+
+
+async def test_truncate_with_a_matching_expected_last_seq_deletes(
+    client, tenant: Tenant, database: Database
+) -> None:
+    session_id = await new_session(client, tenant)
+    await append_many(client, tenant, session_id, 3)
+    response = await truncate(client, tenant, session_id, after_seq=1, expected_last_seq=3)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"deleted": 2}
+    assert await seqs(await history(client, tenant, session_id)) == [1]
+
+
+async def remove(
+    client: httpx.AsyncClient, tenant: Tenant, session_id: str, route: str, **params: Any
+) -> httpx.Response:
+    """A truncation after seq 1, or a pop, with `params`."""
+    if route == "truncate":
+        return await truncate(client, tenant, session_id, after_seq=1, **params)
+    return await pop(client, tenant, session_id, **params)
+
+
+STALE = [pytest.param(value, 412, id=f"stale-{value}") for value in ("0", "2", "4")]
+BAD = [
+    pytest.param(value, 400, id=f"bad-{value}")
+    for value in ("1e3", "-1", "1.0", "x", "", str(MAX_SEQ + 1))
+]
+
+
+@pytest.mark.parametrize("route", ["truncate", "pop"])
+@pytest.mark.parametrize(("value", "status"), STALE + BAD)
+async def test_a_stale_expected_last_seq_is_412_a_bad_one_400_and_nothing_changes(
+    client, tenant: Tenant, database: Database, route: str, value: str, status: int
+) -> None:
+    session_id = await new_session(client, tenant)
+    await append_many(client, tenant, session_id, 3)
+    before = await everything_stored(database)
+
+    response = await remove(client, tenant, session_id, route, expected_last_seq=value)
+
+    assert_problem(response, status)
+    assert await everything_stored(database) == before
+    assert await seqs(await history(client, tenant, session_id)) == [1, 2, 3]
+
+
+async def test_expected_last_seq_after_a_truncation_is_the_highest_remaining_seq(
+    client, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    await append_many(client, tenant, session_id, 5)
+    await truncate(client, tenant, session_id, after_seq=2)
+    stale = await truncate(client, tenant, session_id, after_seq=0, expected_last_seq=5)
+    assert stale.status_code == 412
+    assert (await pop(client, tenant, session_id, expected_last_seq=2)).json()["seq"] == 2
+
+
+async def test_pop_removes_the_last_message_and_answers_it_as_it_was_read(
+    client, tenant: Tenant, database: Database
+) -> None:
+    session_id = await new_session(client, tenant)
+    await append_many(client, tenant, session_id, 2)
+    last = await append(
+        client,
+        tenant,
+        session_id,
+        "calling",
+        role="assistant",
+        tool_calls=[{"id": "call_1", "type": "function", "function": {"name": "f"}}],
+        metadata={"model": "m"},
+        token_count=7,
+    )
+    read = await client.get(
+        f"/v1/sessions/{session_id}/messages/{last['id']}", headers=tenant.headers
+    )
+
+    response = await pop(client, tenant, session_id)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == read.json() == last
+    gone = await client.get(
+        f"/v1/sessions/{session_id}/messages/{last['id']}", headers=tenant.headers
+    )
+    assert gone.status_code == 404
+    assert await seqs(await history(client, tenant, session_id)) == [1, 2]
+    assert await stored_messages(database, session_id) == 2
+
+
+async def test_pop_answers_content_parts_and_an_item_exactly_as_sent(
+    client, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo"}},
+    ]
+    item = {"type": "message", "role": "user", "content": parts, "id": "msg_1"}
+    sent = await append(client, tenant, session_id, parts, item=item)
+
+    response = await pop(client, tenant, session_id)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == sent
+    assert (response.json()["content"], response.json()["item"]) == (parts, item)
+
+
+async def test_pop_keeps_the_sessions_counters_stats_and_last_message_at_right(
+    client, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    appended = await with_tokens(client, tenant, session_id, 10, 20, 30)
+    before = await get_session(client, tenant, session_id)
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 3, "tokens": 60, "users": 0}
+
+    assert (await pop(client, tenant, session_id)).json()["seq"] == 3
+
+    session = await get_session(client, tenant, session_id)
+    assert session["message_count"] == 2
+    assert when(session["last_message_at"]) == when(appended[1]["created_at"])
+    assert session["version"] == before["version"] + 1
+    assert when(session["updated_at"]) >= when(before["updated_at"])
+    assert await stats(client, tenant) == {"sessions": 1, "messages": 2, "tokens": 30, "users": 0}
+    listed = await client.get("/v1/sessions", headers=tenant.headers)
+    assert listed.json()["data"][0]["preview"] == "m2"
+
+
+async def test_appends_after_a_pop_continue_from_the_highest_remaining_seq(
+    client, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    await append_many(client, tenant, session_id, 3)
+    await pop(client, tenant, session_id)
+    assert (await append(client, tenant, session_id))["seq"] == 3
+    for expected_seq in (3, 2, 1):
+        assert (await pop(client, tenant, session_id)).json()["seq"] == expected_seq
+    await assert_emptied(client, tenant, session_id)
+
+
+async def test_pop_of_a_session_without_messages_is_404_and_changes_nothing(
+    client, tenant: Tenant, database: Database
+) -> None:
+    session_id = await new_session(client, tenant)
+    before = await everything_stored(database)
+    body = assert_problem(await pop(client, tenant, session_id), 404)
+    assert "no messages" in body["detail"]
+    assert assert_problem(await pop(client, tenant, session_id, expected_last_seq=0), 404)
+    assert await everything_stored(database) == before
+
+
+async def test_pop_of_an_unknown_or_another_tenants_session_is_404(
+    client, tenant: Tenant, other_tenant: Tenant, database: Database
+) -> None:
+    theirs = await new_session(client, other_tenant)
+    await append_many(client, other_tenant, theirs, 2)
+    before = await everything_stored(database)
+    unknown = await pop(client, tenant, str(uuid.uuid4()))
+    foreign = await pop(client, tenant, theirs)
+    assert assert_problem(unknown, 404) == assert_problem(foreign, 404)
+    assert await everything_stored(database) == before
+
+
+async def test_pop_with_a_matching_expected_last_seq_pops(client, tenant: Tenant) -> None:
+    session_id = await new_session(client, tenant)
+    await append_many(client, tenant, session_id, 2)
+    response = await pop(client, tenant, session_id, expected_last_seq=2)
+    assert response.status_code == 200, response.text
+    assert response.json()["seq"] == 2
+
+
+async def test_pop_deletes_the_tool_calls_of_the_popped_message_by_cascade(
+    client, tenant: Tenant, database: Database
+) -> None:
+    session_id = await new_session(client, tenant)
+    first, second = await append_many(client, tenant, session_id, 2)
+    await add_tool_call(client, tenant, session_id, first["id"])
+    await add_tool_call(client, tenant, session_id, second["id"])
+    await add_tool_call(client, tenant, session_id)
+
+    await pop(client, tenant, session_id)
+
+    assert await count_rows(database, "tool_calls", "session_id = :sid", sid=session_id) == 2
+    assert await count_rows(database, "tool_calls", "message_id = :mid", mid=second["id"]) == 0
+
+
+async def test_12_concurrent_pops_over_20_messages_answer_12_distinct_messages(
+    client, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    await append_many(client, tenant, session_id, 20)
+    responses = await asyncio.gather(*(pop(client, tenant, session_id) for _ in range(12)))
+    assert [r.status_code for r in responses] == [200] * 12
+    assert sorted(r.json()["seq"] for r in responses) == list(range(9, 21))
+    assert await seqs(await history(client, tenant, session_id)) == list(range(1, 9))
+    assert (await get_session(client, tenant, session_id))["message_count"] == 8

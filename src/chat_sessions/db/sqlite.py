@@ -200,9 +200,11 @@ class _RawTransaction:
             self._link.raw.execute("COMMIT")
 
     def rollback(self) -> None:
-        if self._link.connection.in_transaction():
+        # After a COMMIT failed through SQLAlchemy, its transaction is inactive, not gone (later
+        # statements: PendingRollbackError), and SQLite's is still open: end both.
+        if self._link.connection.get_transaction() is not None:
             self._link.connection.rollback()
-        else:
+        if self._link.raw.in_transaction:
             self._link.raw.execute("ROLLBACK")
 
 
@@ -228,12 +230,18 @@ class _GroupCommit:
             self._outer = _RawTransaction(self._link, "BEGIN IMMEDIATE")
         return _RawSavepoint(self._link.raw)
 
-    def schedule(self) -> asyncio.Future[None]:
-        """A future resolved when everything released so far is committed."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+    def schedule(self) -> None:
+        """Commit everything released so far as soon as the connection is free."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._commit_when_free())
+
+    def committed(self) -> asyncio.Future[None]:
+        """Schedule the commit, and a future resolved when it is done (or failed). Only a
+        request that awaits the commit asks for one: a failed future nobody reads is
+        reported by asyncio as an error with a traceback."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self.schedule()
         return waiter
 
     async def _commit_when_free(self) -> None:
@@ -313,9 +321,10 @@ class _SQLiteTransaction(Transaction):
         finally:
             self._link.lock.release()
         if self._group is not None:
-            committed = self._group.schedule()
             if self._write and commit:
-                await committed
+                await self._group.committed()
+            else:
+                self._group.schedule()
 
 
 class _Links:

@@ -1,11 +1,12 @@
 """The history as a ready LLM prompt, trimmed to a budget.
 
 Rules: keep the newest messages that fit `max_messages` and `max_tokens`; always keep the
-`system` messages (they count against the budget first); never send a `tool` message without
-the assistant message that called it. An assistant message that requested tool calls and the
-tool results answering it form one unit, kept or dropped together; a tool result whose call is
-not in the history at all is dropped. Messages without a `token_count` are estimated at four
-characters a token.
+`system` and `developer` messages (they count against the budget first); never send a `tool`
+message without the assistant message that called it. An assistant message that requested
+tool calls and the tool results answering it form one unit, kept or dropped together; a tool
+result whose call is not in the history at all is dropped. Messages without a `token_count`
+are estimated at four characters a token. Content is the text column: for a message sent as
+content parts, the text of its text parts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from chat_sessions.models import messages
 from chat_sessions.sessions.service import ensure_session
 
 CHUNK = 500
+# Instructions to the model: always sent, whatever the budget.
+ALWAYS_KEPT = ("system", "developer")
 _COLUMNS = (
     messages.c.seq,
     messages.c.role,
@@ -71,7 +74,9 @@ async def build_context(
     scope = (messages.c.session_id == session_id, messages.c.tenant_id == tenant_id)
     system = list(
         await tx.execute(
-            select(*_COLUMNS).where(*scope, messages.c.role == "system").order_by(messages.c.seq)
+            select(*_COLUMNS)
+            .where(*scope, messages.c.role.in_(ALWAYS_KEPT))
+            .order_by(messages.c.seq)
         )
     )
     messages_left = None if max_messages is None else max_messages - len(system)
@@ -81,7 +86,7 @@ async def build_context(
         rows: list[Any] = []
         before: int | None = None
         while True:
-            statement = select(*_COLUMNS).where(*scope, messages.c.role != "system")
+            statement = select(*_COLUMNS).where(*scope, messages.c.role.not_in(ALWAYS_KEPT))
             if before is not None:
                 statement = statement.where(messages.c.seq < before)
             chunk = list(await tx.execute(statement.order_by(messages.c.seq.desc()).limit(CHUNK)))

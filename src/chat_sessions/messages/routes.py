@@ -1,4 +1,4 @@
-"""Message routes: append (one or a batch), history, one message, truncate, LLM context."""
+"""Message routes: append (one or a batch), history, one message, truncate, pop, LLM context."""
 
 from __future__ import annotations
 
@@ -36,13 +36,20 @@ IdempotencyKey = Annotated[
         description="Retry-safe appends: the same key and body answer the original again",
     ),
 ]
+
+
+def seq_parameter(description: str | None = None) -> Any:
+    """A seq in the query string, 0..MAX_SEQ. Litestar leaves a bound of 0 out of an optional
+    parameter's schema (0 is falsy where it looks; openapi.py repairs body fields alike), and
+    schemathesis then sends -1 as valid: `schema_extra` writes the bound in."""
+    return QueryParameter(ge=0, le=MAX_SEQ, description=description, schema_extra={"minimum": 0})
+
+
 ExpectedLastSeq = Annotated[
     int | None,
-    QueryParameter(
-        ge=0, le=MAX_SEQ, description="Store only if the session's highest seq is still this"
-    ),
+    seq_parameter("Act only if the session's highest seq is still this (0: no messages)"),
 ]
-Seq = Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)]
+Seq = Annotated[int | None, seq_parameter()]
 
 
 _STATE_CHANGES = (
@@ -171,20 +178,42 @@ class MessageController(Controller):
         "/messages",
         status_code=200,
         summary="Truncate: delete every message after a seq",
-        responses=tenant_errors(404),
+        responses=tenant_errors(404, 412),
     )
     async def truncate_messages(
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
-        after_seq: Annotated[
-            int, QueryParameter(ge=0, le=MAX_SEQ, description="0 clears the history")
-        ],
+        after_seq: Annotated[int, seq_parameter("0 clears the history")],
+        expected_last_seq: ExpectedLastSeq = None,
     ) -> Truncation:
         deleted = await service.truncate_after(
-            caller.tx, tenant_id=caller.tenant_id, session_id=session_id, after_seq=after_seq
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            after_seq=after_seq,
+            expected_last_seq=expected_last_seq,
         )
         return Truncation(deleted=deleted)
+
+    @delete(
+        "/messages/last",
+        status_code=200,
+        summary="Pop: remove the message with the highest seq and answer it",
+        responses=tenant_errors(404, 412),
+    )
+    async def pop_last_message(
+        self,
+        caller: NamedDependency[Caller],
+        session_id: FromPath[str],
+        expected_last_seq: ExpectedLastSeq = None,
+    ) -> MessageRead:
+        return await service.pop_last_message(
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            expected_last_seq=expected_last_seq,
+        )
 
     @get("/context", summary="The history as a ready LLM prompt", responses=tenant_errors(404))
     async def get_context(

@@ -9,19 +9,24 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from chat_sessions.bounds import TokenCount
 
-Role = Literal["system", "user", "assistant", "tool"]
+# `developer` is OpenAI's successor of `system` for newer models; /context keeps both always.
+Role = Literal["system", "developer", "user", "assistant", "tool"]
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
+# A string, or an array of content parts (messages/parts.py), kept exactly as sent.
+Content = str | list[dict[str, Any]]
 MAX_BATCH = 500
 
 
 class MessageCreate(Struct, forbid_unknown_fields=True):
     role: Role
-    content: str
+    content: Content
     name: Name | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: Name | None = None
     metadata: dict[str, Any] | None = None
     token_count: TokenCount | None = None
+    # A provider-native item (an OpenAI Responses item, an ADK event, ...), kept verbatim.
+    item: dict[str, Any] | None = None
 
 
 # A JSON Merge Patch (RFC 7396) applied in the appending transaction (sessions/state.py).
@@ -56,11 +61,12 @@ class MessageRead(Struct):
     session_id: str
     seq: int
     role: str
-    content: str
+    content: Content
     name: str | None
     tool_calls: list[dict[str, Any]] | None
     tool_call_id: str | None
     metadata: dict[str, Any] | None
+    item: dict[str, Any] | None
     token_count: int | None
     created_at: datetime
 

@@ -1,4 +1,4 @@
-"""Messages: append (atomic, gapless seq; idempotent), history, truncation.
+"""Messages: append (atomic, gapless seq; idempotent), history, removal (truncate, pop, one).
 
 A message's `seq` comes from its session row, incremented in the appending transaction
 (`UPDATE sessions SET last_seq = last_seq + n ... RETURNING last_seq`). That row's lock
@@ -10,24 +10,45 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
+from chat_sessions.messages.parts import check_parts, text_of
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
 from chat_sessions.sessions.state import apply_state_changes
-from chat_sessions.wire import build, columns, in_order
+from chat_sessions.wire import columns
 
-MESSAGE_COLUMNS = columns(MessageRead, messages)
+# A message as read: its response shape's fields in order (`content` is the text column),
+# then the content parts, which stand in for the text when the content was sent as parts.
+MESSAGE_COLUMNS = [*columns(MessageRead, messages), messages.c.content_parts]
+_CONTENT = MessageRead.__struct_fields__.index("content")
+# The same values from a row being written (`message_row`).
+_WRITTEN = operator.itemgetter(*MessageRead.__struct_fields__, "content_parts")
+
+
+def build_messages(rows: Iterable[Sequence[Any]]) -> list[MessageRead]:
+    """Messages from rows of MESSAGE_COLUMNS, each with its content as it was sent.
+    Positional, as wire.build; the slice costs a page of 50 string messages 13.0 µs against
+    wire.build's 9.4 µs (best of 5, this machine), ~1% of a read of the last 50."""
+    return [
+        MessageRead(*row[:-1])
+        if row[-1] is None
+        else MessageRead(*row[:_CONTENT], row[-1], *row[_CONTENT + 1 : -1])  # type: ignore[call-arg]
+        for row in rows
+    ]
+
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
@@ -85,10 +106,20 @@ def request_hash(kind: str, new: list[MessageCreate], *state_changes: Any) -> st
 
 
 def check_message(message: MessageCreate, *, max_message_bytes: int, max_json_bytes: int) -> None:
-    size = len(message.content.encode())
+    content = message.content
+    if content.__class__ is str:
+        size = len(content.encode())  # type: ignore[union-attr]
+        check_text(content, "content")  # type: ignore[arg-type]
+    else:
+        check_parts(content)  # type: ignore[arg-type]
+        size = check_json(content, "content", max_message_bytes)
+    if message.item is not None:
+        size += check_json(message.item, "item", max_message_bytes)
     if size > max_message_bytes:
-        raise PayloadTooLarge(f"message content is {size} bytes; the limit is {max_message_bytes}")
-    check_text(message.content, "content")
+        raise PayloadTooLarge(
+            f"the message's content and item are {size} bytes encoded; "
+            f"the limit is {max_message_bytes}"
+        )
     if message.role == "tool" and message.tool_call_id is None:
         raise BadRequest("a tool message needs tool_call_id")
     if message.tool_calls is not None:
@@ -114,17 +145,17 @@ def message_row(
     request_hash: str | None = None,
 ) -> dict[str, Any]:
     """The row that stores `message` (an appended or an imported one)."""
+    content = message.content
+    parts = None if content.__class__ is str else content
     return {
         "id": message_id or new_id(),
         "tenant_id": tenant_id,
         "session_id": session_id,
         "seq": seq,
         "role": message.role,
-        "content": message.content,
-        # Written by every insert (the statement names every column); parts and items are
-        # the work of the content-parts change.
-        "content_parts": None,
-        "item": None,
+        "content": content if parts is None else text_of(parts),
+        "content_parts": parts,
+        "item": message.item,
         "name": message.name,
         "tool_calls": message.tool_calls,
         "tool_call_id": message.tool_call_id,
@@ -212,7 +243,7 @@ async def append_messages(
         for offset, message in enumerate(new)
     ]
     await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
-    return build(MessageRead, map(in_order(MessageRead), rows)), False
+    return build_messages(map(_WRITTEN, rows)), False
 
 
 async def _replay(
@@ -242,7 +273,7 @@ async def _replay(
         )
         .order_by(messages.c.seq)
     )
-    return build(MessageRead, rows)
+    return build_messages(rows)
 
 
 async def list_messages(
@@ -277,7 +308,7 @@ async def list_messages(
         role is not None,
         cursor is not None,
     )
-    found = build(MessageRead, await tx.run(statement, parameters))
+    found = build_messages(await tx.run(statement, parameters))
     if not found:
         # An empty page: tell an empty (or filtered-out) history from a missing session.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
@@ -287,15 +318,14 @@ async def list_messages(
 async def get_message(
     tx: Transaction, *, tenant_id: str, session_id: str, message_id: str
 ) -> MessageRead:
-    found = build(
-        MessageRead,
+    found = build_messages(
         await tx.execute(
             select(*MESSAGE_COLUMNS).where(
                 messages.c.id == message_id,
                 messages.c.session_id == session_id,
                 messages.c.tenant_id == tenant_id,
             )
-        ),
+        )
     )
     if not found:
         raise NotFound("message not found")
@@ -303,15 +333,113 @@ async def get_message(
 
 
 async def truncate_after(
-    tx: Transaction, *, tenant_id: str, session_id: str, after_seq: int
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    after_seq: int,
+    expected_last_seq: int | None = None,
 ) -> int:
     """Delete every message with seq > after_seq; appends then continue from what remains."""
+    removed = await _remove_messages(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=messages.c.seq > after_seq,
+        expected_last_seq=expected_last_seq,
+    )
+    return len(removed)
+
+
+async def pop_last_message(
+    tx: Transaction, *, tenant_id: str, session_id: str, expected_last_seq: int | None = None
+) -> MessageRead:
+    """Remove the message with the highest seq and answer it (404 when there is none).
+
+    Concurrent pops take turns on the session row's lock, and each deletes what is last once
+    the one before it has committed: no two answer the same message.
+    """
+    last = select(func.max(messages.c.seq)).where(messages.c.session_id == session_id)
+    return await _remove_one(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=messages.c.seq == last.scalar_subquery(),
+        expected_last_seq=expected_last_seq,
+        absent="the session has no messages",
+    )
+
+
+async def delete_message(
+    tx: Transaction, *, tenant_id: str, session_id: str, message_id: str
+) -> MessageRead:
+    """Remove one message wherever it is in the session, and answer it (404 when absent)."""
+    return await _remove_one(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=messages.c.id == message_id,
+        expected_last_seq=None,
+        absent="message not found",
+    )
+
+
+async def _remove_one(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    which: ColumnElement[bool],
+    expected_last_seq: int | None,
+    absent: str,
+) -> MessageRead:
+    removed = await _remove_messages(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=which,
+        expected_last_seq=expected_last_seq,
+        returning=MESSAGE_COLUMNS,
+    )
+    if not removed:
+        raise NotFound(absent)
+    return build_messages(removed)[0]
+
+
+async def _remove_messages(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    which: ColumnElement[bool],
+    expected_last_seq: int | None,
+    returning: Sequence[Any] = (),
+) -> list[tuple[Any, ...]]:
+    """Delete the session's messages that `which` selects and keep the session row right;
+    for each deleted message, its `returning` columns.
+
+    The session row is locked first, as appends lock it, so removals and appends to one
+    session take turns and `expected_last_seq` (the session's highest seq) holds until commit.
+    The row then counts what remains (`message_count`, `token_total`), and `last_seq` and
+    `last_message_at` are those of the highest remaining seq, so appends continue after it.
+    Tool calls of deleted messages go by the database's cascade.
+    """
     await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
-    after = (messages.c.session_id == session_id, messages.c.seq > after_seq)
-    deleted_tokens = (
-        await tx.execute(select(func.coalesce(func.sum(messages.c.token_count), 0)).where(*after))
-    ).scalar_one()
-    deleted = (await tx.execute(delete(messages).where(*after))).rowcount
+    if expected_last_seq is not None:
+        last_seq = (
+            await tx.execute(select(sessions.c.last_seq).where(sessions.c.id == session_id))
+        ).scalar_one()
+        if last_seq != expected_last_seq:
+            raise PreconditionFailed(
+                f"the session's last seq is {last_seq}, not {expected_last_seq}"
+            )
+    deleted = (
+        await tx.execute(
+            delete(messages)
+            .where(messages.c.session_id == session_id, which)
+            .returning(messages.c.token_count, *returning)
+        )
+    ).all()
     if deleted:
         last = (
             await tx.execute(
@@ -327,10 +455,10 @@ async def truncate_after(
             .values(
                 last_seq=last.seq if last else 0,
                 last_message_at=last.created_at if last else None,
-                message_count=sessions.c.message_count - deleted,
-                token_total=sessions.c.token_total - deleted_tokens,
+                message_count=sessions.c.message_count - len(deleted),
+                token_total=sessions.c.token_total - sum(row[0] or 0 for row in deleted),
                 updated_at=utcnow(),
                 version=sessions.c.version + 1,
             )
         )
-    return int(deleted)
+    return [tuple(row[1:]) for row in deleted]

@@ -13,7 +13,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from chat_sessions.bounds import MAX_INT32, MAX_SEQ, DurationMs, TokenCount
-from chat_sessions.messages.schemas import MessageRead, Name, Role
+from chat_sessions.messages.schemas import Content, MessageRead, Name, Role
 from chat_sessions.sessions.schemas import (
     ExternalId,
     Outcome,
@@ -57,7 +57,7 @@ class ImportedSession(Struct, forbid_unknown_fields=True):
 class ImportedMessage(Struct, forbid_unknown_fields=True):
     seq: Annotated[int, Meta(ge=1, le=MAX_SEQ)]
     role: Role
-    content: str
+    content: Content
     created_at: datetime
     id: Id | None = None
     session_id: Id | None = None
@@ -66,6 +66,7 @@ class ImportedMessage(Struct, forbid_unknown_fields=True):
     tool_call_id: Name | None = None
     metadata: dict[str, Any] | None = None
     token_count: TokenCount | None = None
+    item: dict[str, Any] | None = None
 
 
 class ImportedToolCall(Struct, forbid_unknown_fields=True):

@@ -8,8 +8,13 @@ from sqlalchemy.exc import IntegrityError
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest
 from chat_sessions.jsonvalues import check_json
-from chat_sessions.messages.schemas import MessageCreate, MessageRead
-from chat_sessions.messages.service import MESSAGE_COLUMNS, check_message, message_row
+from chat_sessions.messages.schemas import MessageCreate
+from chat_sessions.messages.service import (
+    MESSAGE_COLUMNS,
+    build_messages,
+    check_message,
+    message_row,
+)
 from chat_sessions.models import messages, new_id, sessions, tool_calls, utcnow
 from chat_sessions.sessions.schemas import SessionRead
 from chat_sessions.sessions.service import external_id_taken, get_session
@@ -34,7 +39,7 @@ async def export_session(tx: Transaction, *, tenant_id: str, session_id: str) ->
     return ExportDocument(
         format=FORMAT,
         session=session,
-        messages=build(MessageRead, message_rows),
+        messages=build_messages(message_rows),
         tool_calls=build(ToolCallRead, tool_call_rows),
     )
 
@@ -56,6 +61,7 @@ def _check_document(document: ImportDocument, max_message_bytes: int, max_json_b
                 tool_call_id=message.tool_call_id,
                 metadata=message.metadata,
                 token_count=message.token_count,
+                item=message.item,
             ),
             max_message_bytes=max_message_bytes,
             max_json_bytes=max_json_bytes,
