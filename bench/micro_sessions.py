@@ -4,7 +4,8 @@ on the driver cursor) against SQLAlchemy's execution of the same built-once stat
     .venv/bin/python bench/micro_sessions.py
 
 SQLite in memory, a tenant with 50 sessions of one message each; the statements the routes
-run (`sessions/service.py`), their rows built into the response shapes either way.
+run (`sessions/service.py`, `sessions/listing.py`), their rows built into the response shapes
+either way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from chat_sessions.db import Database, Prepared, Transaction
 from chat_sessions.models import messages, new_id, sessions, tenants
+from chat_sessions.sessions import listing as session_listing
 from chat_sessions.sessions import service
 from chat_sessions.sessions.schemas import SessionListItem, SessionRead
 from chat_sessions.settings import Settings
@@ -80,7 +82,7 @@ async def main() -> None:
         tenant_id, session_id = await seed(tx)
     one = {"session_id": session_id, "tenant_id": tenant_id}
     page = {"tenant_id": tenant_id, "user_id": None, "status": None, "limit": 21}
-    listing = service._list_statement(False, False, False)
+    listing = session_listing._list_statement(False, False, False)
 
     def prepared(statement: Prepared, shape: type[Any], parameters: dict[str, Any]) -> Any:
         return lambda tx: _run(tx, statement, shape, parameters)

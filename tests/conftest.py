@@ -115,6 +115,12 @@ async def tenant(client: httpx.AsyncClient) -> Tenant:
 
 
 @pytest.fixture
+async def tenant_id(tenant: Tenant) -> str:
+    """The id of `tenant`, for tests that call the services directly."""
+    return tenant.id
+
+
+@pytest.fixture
 async def other_tenant(client: httpx.AsyncClient) -> Tenant:
     return await create_tenant(client, "globex")
 

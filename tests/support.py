@@ -26,7 +26,7 @@ from chat_sessions.settings import Settings, normalize_database_url
 ADMIN_TOKEN = "test-admin-token"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-TABLES = ("tenants", "api_keys", "sessions", "messages", "tool_calls")
+TABLES = ("tenants", "api_keys", "sessions", "messages", "tool_calls", "end_users")
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
@@ -131,13 +131,17 @@ async def stored(database: Database) -> dict[str, Any]:
     snapshot: dict[str, Any] = {table: await count_rows(database, table) for table in TABLES}
     async with database.transaction() as tx:
         rows = await tx.execute(
-            text("SELECT id, version, title, status, traits FROM sessions ORDER BY id")
+            text("SELECT id, version, title, status, traits, external_id FROM sessions ORDER BY id")
         )
         snapshot["session_rows"] = [tuple(row) for row in rows.all()]
         rows = await tx.execute(text("SELECT id, status, result FROM tool_calls ORDER BY id"))
         snapshot["tool_call_rows"] = [tuple(row) for row in rows.all()]
         rows = await tx.execute(text("SELECT id, name, max_sessions FROM tenants ORDER BY id"))
         snapshot["tenant_rows"] = [tuple(row) for row in rows.all()]
+        rows = await tx.execute(
+            text("SELECT tenant_id, user_id, version, traits FROM end_users ORDER BY 1, 2")
+        )
+        snapshot["end_user_rows"] = [tuple(row) for row in rows.all()]
     return snapshot
 
 

@@ -322,9 +322,16 @@ def build(path: Path) -> dict[str, str]:
     calm = operator.ok("tenants", "create", "calm")
     ids = {"acme": tenant_id(acme), "globex": tenant_id(globex), "calm": tenant_id(calm)}
 
-    def create(client: TestClient[Any], key: str, user_id: str | None, count: int = 1) -> str:
+    def create(
+        client: TestClient[Any],
+        key: str,
+        user_id: str | None,
+        count: int = 1,
+        external_id: str | None = None,
+    ) -> str:
         headers = {"Authorization": f"Bearer {key}"}
-        response = client.post("/v1/sessions", json={"user_id": user_id}, headers=headers)
+        body = {"user_id": user_id, "external_id": external_id}
+        response = client.post("/v1/sessions", json=body, headers=headers)
         assert response.status_code == 201, response.text
         session_id = str(response.json()["id"])
         if not count:
@@ -338,9 +345,9 @@ def build(path: Path) -> dict[str, str]:
         return session_id
 
     with TestClient(create_app(make_settings(database_path=str(path)))) as client:
-        ids["acme_old_u1"] = create(client, api_key(acme), "u1", 2)
-        ids["acme_old_u2"] = create(client, api_key(acme), "u2", 3)
-        ids["acme_new_u1"] = create(client, api_key(acme), "u1", 0)
+        ids["acme_old_u1"] = create(client, api_key(acme), "u1", 2, "app/u1/old")
+        ids["acme_old_u2"] = create(client, api_key(acme), "u2", 3, "app/u2/old")
+        ids["acme_new_u1"] = create(client, api_key(acme), "u1", 0, "app/u1/new")
         response = client.post(
             f"/v1/sessions/{ids['acme_new_u1']}/messages/batch",
             json={"messages": TRANSCRIPT},
@@ -463,6 +470,17 @@ def test_sessions_list_filters_by_user(operator: Operator) -> None:
     assert operator.ids["acme_old_u2"] not in output
 
 
+def test_sessions_list_shows_external_ids_and_filters_by_their_prefix(operator: Operator) -> None:
+    everything = operator.ok("sessions", "list", "--tenant", "acme")
+    output = operator.ok("sessions", "list", "--tenant", "acme", "--external-id-prefix", "app/u1/")
+
+    assert "app/u2/old" in everything
+    assert operator.ids["acme_old_u2"] not in output
+    # in external_id order: app/u1/new before app/u1/old
+    assert output.index(operator.ids["acme_new_u1"]) < output.index(operator.ids["acme_old_u1"])
+    assert output.index("app/u1/new") < output.index("app/u1/old")
+
+
 def test_sessions_list_of_an_unknown_tenant_fails_cleanly(operator: Operator) -> None:
     assert_clean_failure(operator.run("sessions", "list", "--tenant", "no-such-tenant"))
 
@@ -472,6 +490,7 @@ def test_sessions_show_prints_the_transcript_in_order(operator: Operator) -> Non
 
     assert operator.ids["acme_new_u1"] in output
     assert "u1" in output
+    assert "external_id app/u1/new" in output
     position = 0
     for message in TRANSCRIPT:
         position = output.index(message["role"], position)

@@ -82,7 +82,7 @@ async def test_the_session_service_takes_expected_versions_and_refuses_others(
         await tx.execute(
             text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', '2026-01-01')")
         )
-        row = await service.create_session(
+        row, _ = await service.create_session(
             tx, tenant_id="t", data=SessionCreate(title="a"), max_json_bytes=1024
         )
     for expected in (frozenset(), frozenset({row.version + 1})):

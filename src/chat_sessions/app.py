@@ -38,7 +38,7 @@ from chat_sessions.settings import Settings
 from chat_sessions.stats.routes import get_stats
 from chat_sessions.tool_calls.routes import ToolCallController
 from chat_sessions.transfer.routes import TransferController
-from chat_sessions.users.routes import erase_user_route
+from chat_sessions.users.routes import UserTraitsController, erase_user_route
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 RETRY_SOON = {"Retry-After": "1"}
@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             search,
             get_stats,
             erase_user_route,
+            UserTraitsController,
         ],
         before_request=check_tenant_request,
         dependencies={"caller": Provide(provide_caller)},

@@ -22,6 +22,7 @@ from chat_sessions.errors import DomainError
 from chat_sessions.messages import service as message_service
 from chat_sessions.messages.parts import TEXT_TYPES, text_of
 from chat_sessions.retention import run_cleanup
+from chat_sessions.sessions import listing as session_listing
 from chat_sessions.sessions import service as session_service
 from chat_sessions.settings import Settings
 
@@ -222,17 +223,29 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_sessions_list(args: argparse.Namespace, settings: Settings) -> None:
     async def work(tx: Transaction) -> list[Any]:
         tenant = await admin.get_tenant(tx, args.tenant)
-        rows, _ = await session_service.list_sessions(
-            tx, tenant_id=tenant.id, user_id=args.user, status=None, limit=args.limit, cursor=None
+        rows, _ = await session_listing.list_sessions(
+            tx,
+            tenant_id=tenant.id,
+            user_id=args.user,
+            status=None,
+            limit=args.limit,
+            cursor=None,
+            external_id_prefix=args.external_id_prefix,
         )
         return rows
 
     rows = _run_in_transaction(settings, work)
-    print(f"{'id':36}  {'user_id':16}  {'updated_at':20}  {'messages':>8}  title")
+    print(
+        f"{'id':36}  {'user_id':16}  {'external_id':24}  {'updated_at':20}  {'messages':>8}  title"
+    )
     for row in rows:
         updated = row.updated_at.strftime("%Y-%m-%d %H:%M:%S")
         user = row.user_id or "-"
-        print(f"{row.id:36}  {user:16}  {updated:20}  {row.message_count:>8}  {row.title or ''}")
+        external = row.external_id or "-"
+        print(
+            f"{row.id:36}  {user:16}  {external:24}  {updated:20}  {row.message_count:>8}  "
+            f"{row.title or ''}"
+        )
 
 
 def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
@@ -261,6 +274,7 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
 
     session, transcript = _run_in_transaction(settings, work)
     print(f"session {session.id}  user {session.user_id or '-'}  status {session.status}")
+    print(f"external_id {session.external_id or '-'}")
     print(f"title   {session.title or '-'}")
     print(f"traits  {msgspec.json.encode(session.traits).decode()}")
     print(f"{session.message_count} messages, last activity {session.updated_at:%Y-%m-%d %H:%M:%S}")
@@ -350,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing = session_commands.add_parser("list", help="a tenant's sessions, newest first")
     listing.add_argument("--tenant", required=True, help="tenant id or name")
     listing.add_argument("--user", help="only this end-user's sessions")
+    listing.add_argument(
+        "--external-id-prefix",
+        metavar="PREFIX",
+        help="only the sessions whose external_id starts with PREFIX, in external_id order",
+    )
     listing.add_argument("--limit", type=int, default=50, choices=range(1, 101), metavar="1..100")
     listing.set_defaults(func=cmd_sessions_list)
     show = session_commands.add_parser("show", help="a session's transcript")

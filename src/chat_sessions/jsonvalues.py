@@ -111,6 +111,28 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON, types included (in Python 1 == 1.0 == True), key order aside."""
+    return msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted")
+
+
+def patched_traits(
+    current: dict[str, Any], patch: dict[str, Any], what: str, max_bytes: int
+) -> dict[str, Any] | None:
+    """`current` with the merge patch applied and checked (`check_json`), or None when the
+    patch changes nothing: a change that changes nothing writes nothing (no new version)."""
+    return replaced_traits(current, merge_patch(current, patch), what, max_bytes)
+
+
+def replaced_traits(
+    current: dict[str, Any], new: dict[str, Any], what: str, max_bytes: int
+) -> dict[str, Any] | None:
+    """`new`, checked (`check_json`), or None when it is what is stored already (compared as
+    the engines store it: see `storable_json`)."""
+    check_json(new, what, max_bytes)
+    return None if same_json(storable_json(new), current) else new
+
+
 def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     """A request body, decoded strictly ("5" is no integer), except that a whole number written
     as a float (`2.0`) is the integer it is where the shape wants one: JSON, and the JSON Schema

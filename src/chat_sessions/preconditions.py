@@ -1,15 +1,20 @@
 """The request headers that set conditions on a write, read into plain values for services:
-`If-Match` (against a session's ETag) and `Idempotency-Key`. Used by the routes only; the
-services never see a header."""
+`If-Match` (against the ETag of a session, or of an end-user's traits) and `Idempotency-Key`.
+The routes read the headers (`IfMatch`, `if_match_versions`, `idempotency_key`) and answer
+the `ETag` (`tagged`); the services never see a header: they compare the plain versions
+(`check_version`)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from litestar import Request
+from litestar import Request, Response
+from litestar.params import HeaderParameter
 
-from chat_sessions.errors import BadRequest
+from chat_sessions.errors import BadRequest, PreconditionFailed
+
+T = TypeVar("T")
 
 MAX_IDEMPOTENCY_KEY = 255
 # A session's ETag: its version, in quotes. A bare version is taken too. Versions are BIGINTs
@@ -17,8 +22,26 @@ MAX_IDEMPOTENCY_KEY = 255
 _VERSION_TAG = re.compile(r'"(0|[1-9][0-9]{0,18})"|(0|[1-9][0-9]{0,18})')
 
 
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-Match", description="412 unless it names the current ETag"),
+]
+
+
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def tagged(body: T, version: int, status_code: int = 200, **headers: str) -> Response[T]:
+    """A versioned resource's response, with its `ETag`."""
+    return Response(body, status_code=status_code, headers={"ETag": etag(version), **headers})
+
+
+def check_version(expected_versions: frozenset[int] | None, version: int, what: str) -> None:
+    """412 unless `what`'s current version is one the request accepts (None: any)."""
+    if expected_versions is None or version in expected_versions:
+        return
+    raise PreconditionFailed(f"{what} has changed: its ETag is now {etag(version)}")
 
 
 def if_match_versions(

@@ -18,7 +18,7 @@ async def test_tenant_of_session_names_the_sessions_tenant_or_is_not_found(
     async with database.transaction() as tx:
         await admin.ping(tx)
         tenant = (await admin.create_tenant(tx, TenantCreate(name="acme"))).tenant
-        row = await sessions.create_session(
+        row, _ = await sessions.create_session(
             tx, tenant_id=tenant.id, data=SessionCreate(), max_json_bytes=1024
         )
     async with database.transaction() as tx:

@@ -69,16 +69,23 @@ def tenant_and_session(server: Server) -> tuple[dict[str, str], str]:
     return headers, str(session.json()["id"])
 
 
-async def _post_everywhere(
-    targets: list[Server], path: str, bodies: list[dict[str, object]], headers: dict[str, str]
+async def _send_everywhere(
+    targets: list[Server],
+    path: str,
+    bodies: list[dict[str, object]],
+    headers: dict[str, str],
+    method: str = "POST",
 ) -> list[httpx.Response]:
     """Send each body to the servers in turn, all at once."""
     limits = httpx.Limits(max_connections=16)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         return await asyncio.gather(
             *(
-                client.post(
-                    f"{targets[n % len(targets)].base_url}{path}", json=body, headers=headers
+                client.request(
+                    method,
+                    f"{targets[n % len(targets)].base_url}{path}",
+                    json=body,
+                    headers=headers,
                 )
                 for n, body in enumerate(bodies)
             )
@@ -92,7 +99,7 @@ def test_two_processes_append_200_messages_with_gapless_seqs(
         headers, session_id = tenant_and_session(first)
         bodies = [{"role": "user", "content": f"m{n}"} for n in range(200)]
         responses = asyncio.run(
-            _post_everywhere(
+            _send_everywhere(
                 [first, second], f"/v1/sessions/{session_id}/messages", bodies, headers
             )
         )
@@ -132,7 +139,7 @@ def test_an_idempotency_key_raced_from_two_processes_stores_one_row(
         keyed = {**headers, "Idempotency-Key": "charge-42"}
         body = {"role": "assistant", "content": "done"}
         responses = asyncio.run(
-            _post_everywhere(
+            _send_everywhere(
                 [first, second], f"/v1/sessions/{session_id}/messages", [body] * 40, keyed
             )
         )
@@ -140,6 +147,49 @@ def test_an_idempotency_key_raced_from_two_processes_stores_one_row(
         assert len({r.json()["id"] for r in responses}) == 1
         page = httpx.get(f"{first.base_url}/v1/sessions/{session_id}/messages", headers=headers)
         assert len(page.json()["data"]) == 1
+
+
+def test_concurrent_creates_with_one_external_id_from_two_processes_make_one_session(
+    database_url: str, tmp_path: Path
+) -> None:
+    with servers(database_url, tmp_path) as (first, second):
+        headers, _ = tenant_and_session(first)
+        # Five external_ids, ten creates each, all at once over both processes.
+        bodies: list[dict[str, object]] = [
+            {"external_id": f"app/u/{n % 5}", "title": f"attempt {n}"} for n in range(50)
+        ]
+        responses = asyncio.run(_send_everywhere([first, second], "/v1/sessions", bodies, headers))
+
+        by_external_id: dict[str, list[httpx.Response]] = {}
+        for body, response in zip(bodies, responses, strict=True):
+            by_external_id.setdefault(str(body["external_id"]), []).append(response)
+        for answers in by_external_id.values():
+            assert sorted(r.status_code for r in answers) == [200] * 9 + [201]
+            assert len({r.json()["id"] for r in answers}) == 1
+        listed = httpx.get(
+            f"{second.base_url}/v1/sessions",
+            params={"external_id_prefix": "app/u/"},
+            headers=headers,
+        )
+        assert [item["external_id"] for item in listed.json()["data"]] == [
+            f"app/u/{n}" for n in range(5)
+        ]
+
+
+def test_user_traits_patches_from_two_processes_lose_no_key_from_the_first_write(
+    database_url: str, tmp_path: Path
+) -> None:
+    with servers(database_url, tmp_path) as (first, second):
+        headers, _ = tenant_and_session(first)
+        bodies: list[dict[str, object]] = [{f"k{n}": n} for n in range(40)]
+        responses = asyncio.run(
+            _send_everywhere([first, second], "/v1/users/u-1/traits", bodies, headers, "PATCH")
+        )
+
+        assert {r.status_code for r in responses} == {200}
+        traits = httpx.get(f"{second.base_url}/v1/users/u-1/traits", headers=headers).json()
+        assert traits["traits"] == {f"k{n}": n for n in range(40)}
+        assert traits["version"] == 40
 
 
 def test_kill_9_mid_load_loses_no_acknowledged_message(database_url: str, tmp_path: Path) -> None:

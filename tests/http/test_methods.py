@@ -34,6 +34,7 @@ async def _every_get_path(client: httpx.AsyncClient, app: Litestar, tenant: Tena
         "tool_call_pk": tool_call.json()["id"],
         "path": "openapi.json",
         "tenant_id": tenant.id,
+        "user_id": "u-1",
     }
     queries = {"/v1/search": "?q=hello"}
     paths = []

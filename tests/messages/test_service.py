@@ -21,14 +21,9 @@ from support import create_tenant, make_settings
 LIMITS = make_settings()
 
 
-@pytest.fixture
-async def tenant_id(client, database: Database) -> str:
-    return (await create_tenant(client, "acme")).id
-
-
 async def new_session(database: Database, tenant_id: str) -> str:
     async with database.transaction() as tx:
-        created = await create_session(
+        created, _ = await create_session(
             tx, tenant_id=tenant_id, data=SessionCreate(), max_json_bytes=LIMITS.max_json_bytes
         )
     return created.id

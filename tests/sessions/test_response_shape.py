@@ -11,13 +11,15 @@ import httpx
 from sqlalchemy import text
 
 from chat_sessions.db import Database
+from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
 from chat_sessions.sessions.schemas import SessionListItem, SessionRead
-from chat_sessions.sessions.service import SESSION_COLUMNS, _list_statement
+from chat_sessions.sessions.service import SESSION_COLUMNS
 from support import Tenant, append
 
 # Every field a different value, so two fields swapped cannot go unnoticed.
 SENT: dict[str, Any] = {
     "user_id": "the-user",
+    "external_id": "the-external-id",
     "title": "the title",
     "traits": {"plan": "pro"},
     "status": "running",
@@ -27,6 +29,7 @@ SENT: dict[str, Any] = {
 STORED_BY_NAME = (
     "id",
     "user_id",
+    "external_id",
     "title",
     "status",
     "result",
@@ -38,9 +41,13 @@ STORED_BY_NAME = (
 
 def test_session_reads_select_the_fields_of_their_shapes_in_order() -> None:
     assert [column.key for column in SESSION_COLUMNS] == list(SessionRead.__struct_fields__)
-    for flags in itertools.product((False, True), repeat=3):
-        statement = _list_statement(*flags).statement
-        keys = [column.key for column in statement.selected_columns]
+    listings = [
+        *(_list_statement(*flags) for flags in itertools.product((False, True), repeat=3)),
+        *(_prefix_statement(*flags) for flags in itertools.product((False, True), repeat=4)),
+        *(_exact_statement(*flags) for flags in itertools.product((False, True), repeat=2)),
+    ]
+    for listing in listings:
+        keys = [column.key for column in listing.statement.selected_columns]
         assert keys == list(SessionListItem.__struct_fields__)
 
 

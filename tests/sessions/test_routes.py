@@ -104,6 +104,7 @@ async def test_create_session_with_empty_body_uses_the_defaults(client, tenant: 
     body = await create(client, tenant)
     assert uuid.UUID(body["id"]).version == 7
     assert body["user_id"] is None
+    assert body["external_id"] is None
     assert body["title"] is None
     assert body["traits"] == {}
     assert body["status"] == "active"
@@ -123,6 +124,7 @@ async def test_create_session_never_exposes_tenant_or_internal_counters(
     assert set(body) == {
         "id",
         "user_id",
+        "external_id",
         "title",
         "traits",
         "status",
@@ -141,6 +143,8 @@ async def test_create_session_never_exposes_tenant_or_internal_counters(
     [
         {"user_id": "u-1"},
         {"user_id": "u" * 256},
+        {"external_id": "app/u-1/s-1"},
+        {"external_id": "x" * 256},
         {"title": "Trip to Lisbon"},
         {"traits": {"plan": "pro", "nested": {"deep": [1, {"x": None}]}, "tags": ["a", "b"]}},
         {"status": "running"},

@@ -7,16 +7,11 @@ import pytest
 
 from chat_sessions.db import Database
 from chat_sessions.errors import BadRequest
-from chat_sessions.sessions import service
+from chat_sessions.sessions import listing, service
 from chat_sessions.sessions.schemas import SessionCreate, SessionUpdate
-from support import create_tenant, make_settings
+from support import make_settings
 
 MAX_JSON = make_settings().max_json_bytes
-
-
-@pytest.fixture
-async def tenant_id(client, database: Database) -> str:
-    return (await create_tenant(client, "acme")).id
 
 
 async def test_a_traits_patch_merges_nested_objects_and_null_removes_a_key(
@@ -24,7 +19,7 @@ async def test_a_traits_patch_merges_nested_objects_and_null_removes_a_key(
 ) -> None:
     traits = {"plan": "pro", "prefs": {"lang": "en", "tz": "UTC"}, "gone": 1}
     async with database.transaction() as tx:
-        created = await service.create_session(
+        created, _ = await service.create_session(
             tx, tenant_id=tenant_id, data=SessionCreate(traits=traits), max_json_bytes=MAX_JSON
         )
         patch = SessionUpdate(traits={"prefs": {"tz": None, "theme": "dark"}, "gone": None})
@@ -55,14 +50,68 @@ async def test_pages_of_sessions_neither_repeat_nor_skip_and_a_cursor_keeps_its_
     cursor = None
     async with database.transaction(write=False) as tx:
         while True:
-            rows, cursor = await service.list_sessions(
+            rows, cursor = await listing.list_sessions(
                 tx, tenant_id=tenant_id, user_id=None, status=None, limit=2, cursor=cursor
             )
             seen += [row.id for row in rows]
             if cursor is None:
                 break
             with pytest.raises(BadRequest):  # a cursor of the unfiltered list, on a filtered one
-                await service.list_sessions(
+                await listing.list_sessions(
                     tx, tenant_id=tenant_id, user_id="u0", status=None, limit=2, cursor=cursor
                 )
     assert len(seen) == len(set(seen)) == 5
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [
+        ("a", "b"),
+        ("app/u1/", "app/u10"),  # "/" + 1 is "0"
+        ("a%", "a&"),
+        ("a\U0010ffff", "b"),  # the highest character goes; the one before is raised
+        ("a\U0010ffff\U0010ffff", "b"),
+        ("\U0010ffff", None),  # nothing is above every id that starts with it
+        ("\ud7ff", "\ue000"),  # surrogates are skipped: no stored text holds one
+        ("é", "ê"),
+    ],
+)
+def test_a_prefix_range_ends_at_the_least_string_above_every_string_it_starts(
+    prefix: str, end: str | None
+) -> None:
+    assert listing.prefix_end(prefix) == end
+    continuations = ["", "x", "\x7f", "\U0010ffff", "\U0010ffffzz", "é😀"]
+    for id_ in (prefix + rest for rest in continuations):
+        assert id_ >= prefix
+        assert end is None or id_ < end  # code point order, as both engines compare
+
+
+async def test_get_or_create_answers_the_existing_session_and_whether_it_made_one(
+    database: Database, tenant_id: str
+) -> None:
+    async with database.transaction() as tx:
+        made, created = await service.create_session(
+            tx,
+            tenant_id=tenant_id,
+            data=SessionCreate(external_id="e-1", title="first"),
+            max_json_bytes=MAX_JSON,
+        )
+        found, again = await service.create_session(
+            tx,
+            tenant_id=tenant_id,
+            data=SessionCreate(external_id="e-1", title="second", traits={"x": 1}),
+            max_json_bytes=MAX_JSON,
+        )
+        rows, cursor = await listing.list_sessions(
+            tx,
+            tenant_id=tenant_id,
+            user_id=None,
+            status=None,
+            limit=10,
+            cursor=None,
+            external_id="e-1",
+        )
+    assert (created, again) == (True, False)
+    assert found == made
+    assert [row.id for row in rows] == [made.id]
+    assert cursor is None

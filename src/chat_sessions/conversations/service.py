@@ -185,7 +185,8 @@ async def create_conversation(
     new = _messages(
         data.items or [], max_message_bytes=max_message_bytes, max_json_bytes=max_json_bytes
     )
-    session = await sessions.create_session(
+    # No external_id: always a new session.
+    session, _ = await sessions.create_session(
         tx,
         tenant_id=tenant_id,
         data=SessionCreate(traits=dict(data.metadata or {})),

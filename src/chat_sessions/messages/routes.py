@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from msgspec import UNSET
 
 from chat_sessions import preconditions
 from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
@@ -16,6 +17,7 @@ from chat_sessions.messages import service
 from chat_sessions.messages.context import build_context
 from chat_sessions.messages.schemas import (
     Context,
+    MessageAppend,
     MessageBatch,
     MessageCreate,
     MessageList,
@@ -50,6 +52,20 @@ ExpectedLastSeq = Annotated[
 Seq = Annotated[int | None, seq_parameter()]
 
 
+_STATE_CHANGES = (
+    "`traits_patch` and `user_traits_patch` (optional JSON Merge Patches of the session's "
+    "traits and of its user's traits) are applied in the same transaction as the append: all "
+    "of it happens, or nothing (`400`, `412`, `413` or a failure). The session gets one new "
+    "version for the request. An idempotent replay applies nothing again; the patches are part "
+    "of the request, so the same key with other patches is a `409`. `user_traits_patch` on a "
+    "session without `user_id` is a `400`."
+)
+
+
+def _given(patch: Any) -> Any:
+    return None if patch is UNSET else patch
+
+
 class MessageController(Controller):
     path = "/sessions/{session_id:str}"
     tags = ["messages"]
@@ -61,6 +77,7 @@ class MessageController(Controller):
         new: list[MessageCreate],
         idempotency_key: str | None,
         expected_last_seq: int | None,
+        changes: MessageAppend | MessageBatch,
     ) -> tuple[list[MessageRead], dict[str, str]]:
         stored, replayed = await service.append_messages(
             caller.tx,
@@ -69,6 +86,8 @@ class MessageController(Controller):
             new=new,
             idempotency_key=preconditions.idempotency_key(idempotency_key),
             expected_last_seq=expected_last_seq,
+            traits_patch=_given(changes.traits_patch),
+            user_traits_patch=_given(changes.user_traits_patch),
             max_message_bytes=caller.settings.max_message_bytes,
             max_json_bytes=caller.settings.max_json_bytes,
         )
@@ -79,18 +98,19 @@ class MessageController(Controller):
         "/messages",
         status_code=201,
         summary="Append a message",
+        description=_STATE_CHANGES,
         responses=tenant_errors(404, 409, 412, body=True),
     )
     async def append_message(
         self,
         caller: NamedDependency[Caller],
         session_id: FromPath[str],
-        data: JSONBody[MessageCreate],
+        data: JSONBody[MessageAppend],
         idempotency_key: IdempotencyKey = None,
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Response[MessageRead]:
         stored, headers = await self._append(
-            caller, session_id, [data], idempotency_key, expected_last_seq
+            caller, session_id, [data], idempotency_key, expected_last_seq, data
         )
         return Response(stored[0], status_code=201, headers=headers)
 
@@ -98,6 +118,7 @@ class MessageController(Controller):
         "/messages/batch",
         status_code=201,
         summary="Append up to 500 messages, all or none",
+        description=_STATE_CHANGES,
         responses=tenant_errors(404, 409, 412, body=True),
     )
     async def append_batch(
@@ -109,7 +130,7 @@ class MessageController(Controller):
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Response[MessageList]:
         stored, headers = await self._append(
-            caller, session_id, data.messages, idempotency_key, expected_last_seq
+            caller, session_id, data.messages, idempotency_key, expected_last_seq, data
         )
         return Response(MessageList(data=stored), status_code=201, headers=headers)
 

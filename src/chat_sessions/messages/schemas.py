@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from chat_sessions.bounds import TokenCount
 
@@ -29,8 +29,31 @@ class MessageCreate(Struct, forbid_unknown_fields=True):
     item: dict[str, Any] | None = None
 
 
+# A JSON Merge Patch (RFC 7396) applied in the appending transaction (sessions/state.py).
+TraitsPatch = Annotated[
+    dict[str, Any],
+    Meta(description="A JSON Merge Patch of the session's traits, applied with the append"),
+]
+UserTraitsPatch = Annotated[
+    dict[str, Any],
+    Meta(
+        description="A JSON Merge Patch of the traits of the session's user, applied with the "
+        "append; 400 when the session has no user_id"
+    ),
+]
+
+
+class MessageAppend(MessageCreate):
+    """The body of a single append: a message, and state changes that happen with it."""
+
+    traits_patch: TraitsPatch | UnsetType = UNSET
+    user_traits_patch: UserTraitsPatch | UnsetType = UNSET
+
+
 class MessageBatch(Struct, forbid_unknown_fields=True):
     messages: Annotated[list[MessageCreate], Meta(min_length=1, max_length=MAX_BATCH)]
+    traits_patch: TraitsPatch | UnsetType = UNSET
+    user_traits_patch: UserTraitsPatch | UnsetType = UNSET
 
 
 class MessageRead(Struct):

@@ -27,6 +27,7 @@ from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
+from chat_sessions.sessions.state import apply_state_changes
 from chat_sessions.wire import columns
 
 # A message as read: its response shape's fields in order (`content` is the text column),
@@ -94,9 +95,13 @@ def _history_statement(
     )
 
 
-def request_hash(kind: str, new: list[MessageCreate]) -> str:
-    """A digest of what was asked, to tell a retry (same body) from a reused key (409)."""
-    canonical = msgspec.json.encode([kind, msgspec.to_builtins(new)], order="sorted")
+def request_hash(kind: str, new: list[MessageCreate], *state_changes: Any) -> str:
+    """A digest of what was asked, to tell a retry (same body) from a reused key (409). The
+    state changes count when there are any (a request without keeps its digest of before)."""
+    asked = [kind, msgspec.to_builtins(new)]
+    if any(change is not None for change in state_changes):
+        asked.append(list(state_changes))
+    canonical = msgspec.json.encode(asked, order="sorted")
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -170,19 +175,23 @@ async def append_messages(
     new: list[MessageCreate],
     idempotency_key: str | None = None,
     expected_last_seq: int | None = None,
+    traits_patch: dict[str, Any] | None = None,
+    user_traits_patch: dict[str, Any] | None = None,
     max_message_bytes: int,
     max_json_bytes: int,
 ) -> tuple[list[MessageRead], bool]:
-    """Append `new` with consecutive seqs, all or nothing.
+    """Append `new` with consecutive seqs, and apply the merge patches of the session's and
+    its user's traits (sessions/state.py), all or nothing.
 
     Returns the stored messages and whether this was a replay of an earlier request with the
-    same idempotency key (then nothing new is stored).
+    same idempotency key (then nothing new is stored, and no patch applied again).
     """
     for message in new:
         check_message(message, max_message_bytes=max_message_bytes, max_json_bytes=max_json_bytes)
     digest = None
     if idempotency_key is not None:
-        digest = request_hash("batch" if len(new) > 1 else "one", new)
+        kind = "batch" if len(new) > 1 else "one"
+        digest = request_hash(kind, new, traits_patch, user_traits_patch)
         # The session row's lock orders this request after any twin still in flight, so the
         # look-up below sees the twin's committed row: the unique index is only a backstop.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
@@ -211,6 +220,15 @@ async def append_messages(
     if expected_last_seq is not None and first_seq - 1 != expected_last_seq:
         raise PreconditionFailed(
             f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
+        )
+    if traits_patch is not None or user_traits_patch is not None:
+        await apply_state_changes(
+            tx,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            traits_patch=traits_patch,
+            user_traits_patch=user_traits_patch,
+            max_json_bytes=max_json_bytes,
         )
     rows = [
         message_row(

@@ -6,15 +6,19 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from chat_sessions.bounds import PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
 from chat_sessions.pagination import Cursor
-from chat_sessions.preconditions import etag, if_match_versions
-from chat_sessions.sessions import service
+from chat_sessions.preconditions import IfMatch, if_match_versions, tagged
+from chat_sessions.sessions import listing, service
 from chat_sessions.sessions.schemas import (
+    EXTERNAL_ID_PATTERN,
+    EXTERNAL_ID_RULE,
+    MAX_EXTERNAL_ID,
     SessionCreate,
     SessionPage,
     SessionRead,
@@ -22,54 +26,92 @@ from chat_sessions.sessions.schemas import (
     SessionUpdate,
 )
 
-IfMatch = Annotated[
+_BOTH = "; not with the other of external_id and external_id_prefix (400)"
+ExternalIdQuery = Annotated[
     str | None,
-    HeaderParameter(name="If-Match", description="412 unless it names the session's ETag"),
+    QueryParameter(
+        min_length=1,
+        max_length=MAX_EXTERNAL_ID,
+        pattern=EXTERNAL_ID_PATTERN,
+        description=f"Only the session with this external_id, 0 or 1 ({EXTERNAL_ID_RULE}){_BOTH}",
+    ),
 ]
+ExternalIdPrefixQuery = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=MAX_EXTERNAL_ID,
+        pattern=EXTERNAL_ID_PATTERN,
+        description="Only the sessions whose external_id starts with this, character for "
+        "character (`%`, `_` and `\\` too), listed in external_id order (code point order) "
+        f"instead of by activity ({EXTERNAL_ID_RULE}){_BOTH}",
+    ),
+]
+_EXISTING = {
+    200: ResponseSpec(
+        data_container=SessionRead,
+        description="The tenant already has a session with this `external_id`: that session, "
+        "unchanged (get-or-create)",
+        generate_examples=False,
+    )
+}
 
 
 def _one(session: SessionRead, status_code: int = 200, **headers: str) -> Response[SessionRead]:
-    return Response(
-        session,
-        status_code=status_code,
-        headers={"ETag": etag(session.version), **headers},
-    )
+    return tagged(session, session.version, status_code, **headers)
 
 
 class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
 
-    @post("/", status_code=201, summary="Create a session", responses=tenant_errors(409, body=True))
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a session, or get the one with this external_id",
+        description="`201` and `Location`: created. With an `external_id` the tenant already "
+        "uses: `200` and that session, unchanged, whatever else the body says.",
+        responses={**tenant_errors(409, body=True), **_EXISTING},
+    )
     async def create_session(
         self,
         caller: NamedDependency[Caller],
         data: JSONBody[SessionCreate],
     ) -> Response[SessionRead]:
-        row = await service.create_session(
+        row, created = await service.create_session(
             caller.tx,
             tenant_id=caller.tenant_id,
             data=data,
             max_json_bytes=caller.settings.max_json_bytes,
         )
+        if not created:
+            return _one(row)
         return _one(row, 201, Location=f"/v1/sessions/{row.id}")
 
-    @get("/", summary="List sessions, newest activity first", responses=tenant_errors())
+    @get(
+        "/",
+        summary="List sessions, newest activity first (by external_id for a prefix)",
+        responses=tenant_errors(),
+    )
     async def list_sessions(
         self,
         caller: NamedDependency[Caller],
         user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
         status: FromQuery[SessionStatus | None] = None,
+        external_id: ExternalIdQuery = None,
+        external_id_prefix: ExternalIdPrefixQuery = None,
         limit: PageLimit = 20,
         cursor: Cursor = None,
     ) -> SessionPage:
-        found, next_cursor = await service.list_sessions(
+        found, next_cursor = await listing.list_sessions(
             caller.tx,
             tenant_id=caller.tenant_id,
             user_id=user_id,
             status=status,
             limit=limit,
             cursor=cursor,
+            external_id=external_id,
+            external_id_prefix=external_id_prefix,
         )
         return SessionPage(data=found, next_cursor=next_cursor)
 
@@ -86,7 +128,8 @@ class SessionController(Controller):
     @patch(
         "/{session_id:str}",
         summary="Update a session; traits as a JSON Merge Patch",
-        responses=tenant_errors(404, 412, body=True),
+        description="`409` when another session of the tenant has the `external_id` given.",
+        responses=tenant_errors(404, 409, 412, body=True),
     )
     async def update_session(
         self,

@@ -12,10 +12,31 @@ SessionStatus = Literal["active", "running", "waiting_for_user_input", "complete
 UserId = Annotated[str, Meta(min_length=1, max_length=256)]
 Title = Annotated[str, Meta(max_length=1000)]
 Outcome = Annotated[str, Meta(max_length=65536)]
+# The caller's own id for a session: 1..256 printable characters, that is, no control
+# character (Unicode's Cc: U+0000-U+001F, U+007F-U+009F). A pattern rather than a check in
+# code, so the OpenAPI document states the rule and a client can test it before sending. It
+# ends in "nothing follows" rather than `$`: Python's `$` (msgspec, Litestar) also matches
+# before a final newline, JSON Schema's does not; this reads the same in both.
+MAX_EXTERNAL_ID = 256
+EXTERNAL_ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]+(?![\\s\\S])"
+EXTERNAL_ID_RULE = f"1..{MAX_EXTERNAL_ID} characters, none of them a control character"
+ExternalId = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_EXTERNAL_ID,
+        pattern=EXTERNAL_ID_PATTERN,
+        description=f"The caller's own id for the session, unique in the tenant: "
+        f"{EXTERNAL_ID_RULE}",
+    ),
+]
 
 
 class SessionCreate(Struct, forbid_unknown_fields=True):
+    """With an `external_id` the tenant already uses: that session, unchanged (get-or-create)."""
+
     user_id: UserId | None = None
+    external_id: ExternalId | None = None
     title: Title | None = None
     traits: dict[str, Any] = msgspec.field(default_factory=dict)
     status: SessionStatus = "active"
@@ -28,6 +49,7 @@ class SessionUpdate(Struct, forbid_unknown_fields=True):
 
     title: Title | UnsetType | None = UNSET
     user_id: UserId | UnsetType | None = UNSET
+    external_id: ExternalId | UnsetType | None = UNSET
     status: SessionStatus | UnsetType = UNSET
     result: Outcome | UnsetType | None = UNSET
     error: Outcome | UnsetType | None = UNSET
@@ -37,6 +59,7 @@ class SessionUpdate(Struct, forbid_unknown_fields=True):
 class SessionRead(Struct):
     id: str
     user_id: str | None
+    external_id: str | None
     title: str | None
     traits: dict[str, Any]
     status: str

@@ -1,75 +1,89 @@
 """Sessions: the rules. Every function is scoped by `tenant_id`; another tenant's session is
-indistinguishable from one that does not exist."""
+indistinguishable from one that does not exist. (Listing them: listing.py.)"""
 
 from __future__ import annotations
 
-import functools
-from datetime import datetime
 from typing import Any
 
-import msgspec
 from msgspec import UNSET
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from chat_sessions.db import Prepared, Transaction
-from chat_sessions.errors import BadRequest, NotFound, PreconditionFailed
-from chat_sessions.jsonvalues import check_json, merge_patch, storable_json
-from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
-from chat_sessions.pagination import cut_page, decode_cursor
-from chat_sessions.preconditions import etag
-from chat_sessions.sessions.schemas import (
-    SessionCreate,
-    SessionListItem,
-    SessionRead,
-    SessionUpdate,
-)
+from chat_sessions.errors import Conflict, NotFound
+from chat_sessions.jsonvalues import check_json, patched_traits, replaced_traits
+from chat_sessions.models import new_id, sessions, utcnow
+from chat_sessions.preconditions import check_version
+from chat_sessions.sessions.schemas import SessionCreate, SessionRead, SessionUpdate
 from chat_sessions.wire import build, columns
 
-PREVIEW_CHARS = 80
-
 SESSION_COLUMNS = columns(SessionRead, sessions)
-
-# The last message's first characters, looked up through the (session_id, seq) index: one
-# index probe per listed session, and always in step with truncations and deletions.
-_preview = (
-    select(func.substr(messages.c.content, 1, PREVIEW_CHARS))
-    .where(messages.c.session_id == sessions.c.id)
-    .order_by(messages.c.seq.desc())
-    .limit(1)
-    .correlate(sessions)
-    .scalar_subquery()
-    .label("preview")
-)
 
 
 def not_found() -> NotFound:
     return NotFound("session not found")
 
 
-def check_version(expected_versions: frozenset[int] | None, version: int) -> None:
-    """412 unless the session's current version is one the request accepts (None: any)."""
-    if expected_versions is None or version in expected_versions:
-        return
-    raise PreconditionFailed(f"the session has changed: its ETag is now {etag(version)}")
+THE_SESSION = "the session"
 
 
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON, types included (in Python 1 == 1.0 == True), key order aside."""
-    return msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted")
+def external_id_taken() -> Conflict:
+    return Conflict("another session of this tenant has this external_id")
 
 
 _CREATE = insert(sessions).returning(*SESSION_COLUMNS)
+# Get-or-create: the insert does nothing when the tenant already has the external_id (the
+# partial unique index decides, so concurrent creates cannot both insert). Both engines
+# take the same statement, each in its own dialect.
+_HAS_EXTERNAL_ID = sessions.c.external_id.isnot(None)
+_CREATE_UNLESS_TAKEN = {
+    name: dialect_insert(sessions)
+    .on_conflict_do_nothing(
+        index_elements=[sessions.c.tenant_id, sessions.c.external_id],
+        index_where=_HAS_EXTERNAL_ID,
+    )
+    .returning(*SESSION_COLUMNS)
+    for name, dialect_insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
+}
+_BY_EXTERNAL_ID = select(*SESSION_COLUMNS).where(
+    sessions.c.tenant_id == bindparam("tenant_id"),
+    sessions.c.external_id == bindparam("external_id"),
+)
+# Rounds of insert-or-read: the read misses only when the session that made the insert do
+# nothing was deleted (or renamed) in between, and then the next insert goes through.
+_GET_OR_CREATE_ROUNDS = 3
 
 
 async def create_session(
     tx: Transaction, *, tenant_id: str, data: SessionCreate, max_json_bytes: int
-) -> SessionRead:
+) -> tuple[SessionRead, bool]:
+    """A new session, and True; with an `external_id` the tenant already uses, that
+    session as it is, and False (whatever else `data` says)."""
     check_json(data.traits, "traits", max_json_bytes)
+    values = _new_session_row(tenant_id, data)
+    if data.external_id is None:
+        return build(SessionRead, await tx.execute(_CREATE, values))[0], True
+    for _ in range(_GET_OR_CREATE_ROUNDS):
+        created = build(SessionRead, await tx.execute(_CREATE_UNLESS_TAKEN[tx.dialect], values))
+        if created:
+            return created[0], True
+        # READ COMMITTED (PostgreSQL): this statement sees the twin that made the insert do
+        # nothing, as the insert waited for it to commit. SQLite has one writer at a time.
+        parameters = {"tenant_id": tenant_id, "external_id": data.external_id}
+        existing = build(SessionRead, await tx.execute(_BY_EXTERNAL_ID, parameters))
+        if existing:
+            return existing[0], False
+    raise Conflict("a session with this external_id kept appearing and vanishing: retry")
+
+
+def _new_session_row(tenant_id: str, data: SessionCreate) -> dict[str, Any]:
     now = utcnow()
-    values = {
+    return {
         "id": new_id(),
         "tenant_id": tenant_id,
         "user_id": data.user_id,
+        "external_id": data.external_id,
         "title": data.title,
         "traits": data.traits,
         "status": data.status,
@@ -82,7 +96,6 @@ async def create_session(
         "updated_at": now,
         "version": 1,
     }
-    return build(SessionRead, await tx.execute(_CREATE, values))[0]
 
 
 _THIS_SESSION = (
@@ -96,28 +109,6 @@ _GET = Prepared(select(*SESSION_COLUMNS).where(*_THIS_SESSION))
 _GET_LOCKED = Prepared(_GET.statement.with_for_update())
 _EXISTS = Prepared(select(sessions.c.id).where(*_THIS_SESSION))
 _EXISTS_LOCKED = Prepared(_EXISTS.statement.with_for_update())
-
-
-@functools.cache
-def _list_statement(user: bool, status: bool, cursor: bool) -> Prepared:
-    """The session list for one combination of filters, built once."""
-    statement = select(*columns(SessionListItem, sessions, preview=_preview)).where(
-        sessions.c.tenant_id == bindparam("tenant_id")
-    )
-    if user:
-        statement = statement.where(sessions.c.user_id == bindparam("user_id"))
-    if status:
-        statement = statement.where(sessions.c.status == bindparam("status"))
-    if cursor:
-        position = tuple_(
-            bindparam("position_updated_at", type_=UTCDateTime()), bindparam("position_id")
-        )
-        statement = statement.where(tuple_(sessions.c.updated_at, sessions.c.id) < position)
-    return Prepared(
-        statement.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc()).limit(
-            bindparam("limit")
-        )
-    )
 
 
 async def _one_session(
@@ -139,35 +130,6 @@ async def ensure_session(
 ) -> None:
     """404 unless the session exists in this tenant; `lock` holds its row until commit."""
     await _one_session(tx, _EXISTS_LOCKED if lock else _EXISTS, tenant_id, session_id)
-
-
-async def list_sessions(
-    tx: Transaction,
-    *,
-    tenant_id: str,
-    user_id: str | None,
-    status: str | None,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[SessionListItem], str | None]:
-    """Newest activity first; (updated_at, id) descending is a total order, so keyset pages
-    neither repeat nor skip rows, and page N costs what page 1 costs."""
-    scope = ("sessions", tenant_id, user_id, status)
-    parameters: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "user_id": user_id,
-        "status": status,
-        "limit": limit + 1,
-    }
-    if cursor is not None:
-        updated_at, parameters["position_id"] = decode_cursor(cursor, scope, (str, str))
-        try:
-            parameters["position_updated_at"] = datetime.fromisoformat(updated_at)
-        except ValueError:
-            raise BadRequest("invalid cursor") from None
-    statement = _list_statement(user_id is not None, status is not None, cursor is not None)
-    found = build(SessionListItem, await tx.run(statement, parameters))
-    return cut_page(found, limit, scope, lambda item: [item.updated_at.isoformat(), item.id])
 
 
 async def _locked_session(tx: Transaction, *, tenant_id: str, session_id: str) -> SessionRead:
@@ -195,23 +157,28 @@ async def update_session(
     expected_versions: frozenset[int] | None,
     max_json_bytes: int,
 ) -> SessionRead:
-    """Apply a PATCH under the session row's lock, so concurrent merge patches lose nothing."""
+    """Apply a PATCH under the session row's lock, so concurrent merge patches lose nothing.
+    An external_id another session of the tenant has is a 409 (the unique index decides)."""
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
-    check_version(expected_versions, current.version)
+    check_version(expected_versions, current.version, THE_SESSION)
     # Only what differs is written: a PATCH that changes nothing keeps version and updated_at.
     values: dict[str, Any] = {
         name: value
-        for name in ("title", "user_id", "status", "result", "error")
+        for name in ("title", "user_id", "external_id", "status", "result", "error")
         if (value := getattr(changes, name)) is not UNSET and value != getattr(current, name)
     }
     if changes.traits is not UNSET:
-        traits = merge_patch(current.traits, changes.traits)
-        check_json(traits, "traits", max_json_bytes)
-        if not _same_json(storable_json(traits), current.traits):
+        traits = patched_traits(current.traits, changes.traits, "traits", max_json_bytes)
+        if traits is not None:
             values["traits"] = traits
     if not values:
         return current
-    return await _write_session(tx, tenant_id=tenant_id, session_id=session_id, values=values)
+    try:
+        return await _write_session(tx, tenant_id=tenant_id, session_id=session_id, values=values)
+    except IntegrityError:
+        # The only unique index a session's row update can break; the transaction is rolled
+        # back with the error, on either engine.
+        raise external_id_taken() from None
 
 
 async def replace_traits(
@@ -223,10 +190,9 @@ async def replace_traits(
     expected_versions: frozenset[int] | None,
     max_json_bytes: int,
 ) -> SessionRead:
-    check_json(traits, "traits", max_json_bytes)
     current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
-    check_version(expected_versions, current.version)
-    if _same_json(storable_json(traits), current.traits):
+    check_version(expected_versions, current.version, THE_SESSION)
+    if replaced_traits(current.traits, traits, "traits", max_json_bytes) is None:
         return current
     return await _write_session(
         tx, tenant_id=tenant_id, session_id=session_id, values={"traits": traits}
@@ -243,7 +209,7 @@ async def delete_session(
     """Delete the session; the database's cascade deletes its messages and tool calls."""
     if expected_versions is not None:
         current = await _locked_session(tx, tenant_id=tenant_id, session_id=session_id)
-        check_version(expected_versions, current.version)
+        check_version(expected_versions, current.version, THE_SESSION)
     result = await tx.execute(
         delete(sessions).where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
     )

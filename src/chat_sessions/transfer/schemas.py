@@ -14,7 +14,14 @@ from msgspec import Meta, Struct
 
 from chat_sessions.bounds import MAX_INT32, MAX_SEQ, DurationMs, TokenCount
 from chat_sessions.messages.schemas import Content, MessageRead, Name, Role
-from chat_sessions.sessions.schemas import Outcome, SessionRead, SessionStatus, Title, UserId
+from chat_sessions.sessions.schemas import (
+    ExternalId,
+    Outcome,
+    SessionRead,
+    SessionStatus,
+    Title,
+    UserId,
+)
 from chat_sessions.tool_calls.schemas import ToolCallRead, ToolCallStatus
 
 FORMAT = "chat-sessions.v1"
@@ -30,6 +37,9 @@ class ExportDocument(Struct):
 
 class ImportedSession(Struct, forbid_unknown_fields=True):
     user_id: UserId | None = None
+    # Kept: the imported session answers to it (409 when the tenant already uses it; leave
+    # it out, or null, to import a copy beside the original).
+    external_id: ExternalId | None = None
     title: Title | None = None
     traits: dict[str, Any] = msgspec.field(default_factory=dict)
     status: SessionStatus = "active"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest
@@ -16,7 +17,7 @@ from chat_sessions.messages.service import (
 )
 from chat_sessions.models import messages, new_id, sessions, tool_calls, utcnow
 from chat_sessions.sessions.schemas import SessionRead
-from chat_sessions.sessions.service import get_session
+from chat_sessions.sessions.service import external_id_taken, get_session
 from chat_sessions.tool_calls.schemas import ToolCallRead
 from chat_sessions.tool_calls.service import TOOL_CALL_COLUMNS
 from chat_sessions.transfer.schemas import FORMAT, ExportDocument, ImportDocument
@@ -84,31 +85,36 @@ async def import_session(
     max_json_bytes: int,
 ) -> SessionRead:
     """Recreate an exported session under new ids in this tenant, all or nothing: seqs,
-    contents, metadata, timestamps, traits and tool calls are kept."""
+    contents, metadata, timestamps, traits, tool calls and the external_id are kept (409
+    when another session of the tenant has that external_id)."""
     _check_document(document, max_message_bytes, max_json_bytes)
     now = utcnow()
     source = document.session
     ordered = sorted(document.messages, key=lambda message: message.seq)
     session_id = new_id()
-    await tx.execute(
-        insert(sessions).values(
-            id=session_id,
-            tenant_id=tenant_id,
-            user_id=source.user_id,
-            title=source.title,
-            traits=source.traits,
-            status=source.status,
-            result=source.result,
-            error=source.error,
-            message_count=len(ordered),
-            last_seq=ordered[-1].seq if ordered else 0,
-            token_total=sum(message.token_count or 0 for message in ordered),
-            last_message_at=ordered[-1].created_at if ordered else None,
-            created_at=source.created_at or now,
-            updated_at=source.updated_at or now,
-            version=1,
-        )
+    statement = insert(sessions).values(
+        id=session_id,
+        tenant_id=tenant_id,
+        user_id=source.user_id,
+        external_id=source.external_id,
+        title=source.title,
+        traits=source.traits,
+        status=source.status,
+        result=source.result,
+        error=source.error,
+        message_count=len(ordered),
+        last_seq=ordered[-1].seq if ordered else 0,
+        token_total=sum(message.token_count or 0 for message in ordered),
+        last_message_at=ordered[-1].created_at if ordered else None,
+        created_at=source.created_at or now,
+        updated_at=source.updated_at or now,
+        version=1,
     )
+    try:
+        await tx.execute(statement)
+    except IntegrityError:
+        # The tenant's unique external_ids; the transaction is rolled back with the error.
+        raise external_id_taken() from None
     new_message_ids: dict[str | None, str] = {
         message.id: new_id() for message in ordered if message.id
     }
