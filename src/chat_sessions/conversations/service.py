@@ -41,6 +41,7 @@ from chat_sessions.conversations.schemas import (
 )
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest, NotFound, PayloadTooLarge
+from chat_sessions.messages import removal
 from chat_sessions.messages import service as messages
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.sessions import service as sessions
@@ -322,7 +323,7 @@ async def delete_item(
 ) -> Conversation:
     """Remove the item's message; the answer is the conversation, as OpenAI's is."""
     with _not_found_as("item"):
-        await messages.delete_message(
+        await removal.delete_message(
             tx, tenant_id=tenant_id, session_id=conversation_id, message_id=item_id
         )
     return await get_conversation(tx, tenant_id=tenant_id, conversation_id=conversation_id)

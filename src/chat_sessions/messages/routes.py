@@ -13,7 +13,7 @@ from chat_sessions import preconditions
 from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
-from chat_sessions.messages import service
+from chat_sessions.messages import removal, service
 from chat_sessions.messages.context import build_context
 from chat_sessions.messages.schemas import (
     Context,
@@ -187,7 +187,7 @@ class MessageController(Controller):
         after_seq: Annotated[int, seq_parameter("0 clears the history")],
         expected_last_seq: ExpectedLastSeq = None,
     ) -> Truncation:
-        deleted = await service.truncate_after(
+        deleted = await removal.truncate_after(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
@@ -208,7 +208,7 @@ class MessageController(Controller):
         session_id: FromPath[str],
         expected_last_seq: ExpectedLastSeq = None,
     ) -> MessageRead:
-        return await service.pop_last_message(
+        return await removal.pop_last_message(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,

@@ -1,4 +1,5 @@
-"""Messages: append (atomic, gapless seq; idempotent), history, removal (truncate, pop, one).
+"""Messages: append (atomic, gapless seq; idempotent), history, one message; how a message is
+read (MESSAGE_COLUMNS, build_messages). Removals are in removal.py.
 
 A message's `seq` comes from its session row, incremented in the appending transaction
 (`UPDATE sessions SET last_seq = last_seq + n ... RETURNING last_seq`). That row's lock
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
+from sqlalchemy import bindparam, select, update
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
@@ -330,135 +331,3 @@ async def get_message(
     if not found:
         raise NotFound("message not found")
     return found[0]
-
-
-async def truncate_after(
-    tx: Transaction,
-    *,
-    tenant_id: str,
-    session_id: str,
-    after_seq: int,
-    expected_last_seq: int | None = None,
-) -> int:
-    """Delete every message with seq > after_seq; appends then continue from what remains."""
-    removed = await _remove_messages(
-        tx,
-        tenant_id=tenant_id,
-        session_id=session_id,
-        which=messages.c.seq > after_seq,
-        expected_last_seq=expected_last_seq,
-    )
-    return len(removed)
-
-
-async def pop_last_message(
-    tx: Transaction, *, tenant_id: str, session_id: str, expected_last_seq: int | None = None
-) -> MessageRead:
-    """Remove the message with the highest seq and answer it (404 when there is none).
-
-    Concurrent pops take turns on the session row's lock, and each deletes what is last once
-    the one before it has committed: no two answer the same message.
-    """
-    last = select(func.max(messages.c.seq)).where(messages.c.session_id == session_id)
-    return await _remove_one(
-        tx,
-        tenant_id=tenant_id,
-        session_id=session_id,
-        which=messages.c.seq == last.scalar_subquery(),
-        expected_last_seq=expected_last_seq,
-        absent="the session has no messages",
-    )
-
-
-async def delete_message(
-    tx: Transaction, *, tenant_id: str, session_id: str, message_id: str
-) -> MessageRead:
-    """Remove one message wherever it is in the session, and answer it (404 when absent)."""
-    return await _remove_one(
-        tx,
-        tenant_id=tenant_id,
-        session_id=session_id,
-        which=messages.c.id == message_id,
-        expected_last_seq=None,
-        absent="message not found",
-    )
-
-
-async def _remove_one(
-    tx: Transaction,
-    *,
-    tenant_id: str,
-    session_id: str,
-    which: ColumnElement[bool],
-    expected_last_seq: int | None,
-    absent: str,
-) -> MessageRead:
-    removed = await _remove_messages(
-        tx,
-        tenant_id=tenant_id,
-        session_id=session_id,
-        which=which,
-        expected_last_seq=expected_last_seq,
-        returning=MESSAGE_COLUMNS,
-    )
-    if not removed:
-        raise NotFound(absent)
-    return build_messages(removed)[0]
-
-
-async def _remove_messages(
-    tx: Transaction,
-    *,
-    tenant_id: str,
-    session_id: str,
-    which: ColumnElement[bool],
-    expected_last_seq: int | None,
-    returning: Sequence[Any] = (),
-) -> list[tuple[Any, ...]]:
-    """Delete the session's messages that `which` selects and keep the session row right;
-    for each deleted message, its `returning` columns.
-
-    The session row is locked first, as appends lock it, so removals and appends to one
-    session take turns and `expected_last_seq` (the session's highest seq) holds until commit.
-    The row then counts what remains (`message_count`, `token_total`), and `last_seq` and
-    `last_message_at` are those of the highest remaining seq, so appends continue after it.
-    Tool calls of deleted messages go by the database's cascade.
-    """
-    await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
-    if expected_last_seq is not None:
-        last_seq = (
-            await tx.execute(select(sessions.c.last_seq).where(sessions.c.id == session_id))
-        ).scalar_one()
-        if last_seq != expected_last_seq:
-            raise PreconditionFailed(
-                f"the session's last seq is {last_seq}, not {expected_last_seq}"
-            )
-    deleted = (
-        await tx.execute(
-            delete(messages)
-            .where(messages.c.session_id == session_id, which)
-            .returning(messages.c.token_count, *returning)
-        )
-    ).all()
-    if deleted:
-        last = (
-            await tx.execute(
-                select(messages.c.seq, messages.c.created_at)
-                .where(messages.c.session_id == session_id)
-                .order_by(messages.c.seq.desc())
-                .limit(1)
-            )
-        ).first()
-        await tx.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id)
-            .values(
-                last_seq=last.seq if last else 0,
-                last_message_at=last.created_at if last else None,
-                message_count=sessions.c.message_count - len(deleted),
-                token_total=sessions.c.token_total - sum(row[0] or 0 for row in deleted),
-                updated_at=utcnow(),
-                version=sessions.c.version + 1,
-            )
-        )
-    return [tuple(row[1:]) for row in deleted]

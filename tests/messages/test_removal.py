@@ -1,6 +1,6 @@
-"""The messages service called directly, in transactions of the `database` fixture: removing
-one message by id (`delete_message`, what the Conversations API's item deletion calls), and the
-session row every removal keeps right, without HTTP."""
+"""The removals (messages/removal.py) called directly, in transactions of the `database`
+fixture: removing one message by id (`delete_message`, what the Conversations API's item
+deletion calls), and the session row every removal keeps right, without HTTP."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from chat_sessions.db import Database
 from chat_sessions.errors import NotFound
-from chat_sessions.messages import service
+from chat_sessions.messages import removal, service
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import sessions
 from chat_sessions.sessions.schemas import SessionCreate
@@ -57,7 +57,7 @@ async def store(
 
 async def delete(database: Database, tenant_id: str, session_id: str, message_id: str) -> Any:
     async with database.transaction() as tx:
-        return await service.delete_message(
+        return await removal.delete_message(
             tx, tenant_id=tenant_id, session_id=session_id, message_id=message_id
         )
 
@@ -198,8 +198,8 @@ async def test_a_removal_rolled_back_leaves_the_message_and_the_session_row(
 
     with pytest.raises(RuntimeError):
         async with database.transaction() as tx:
-            await service.pop_last_message(tx, tenant_id=tenant_id, session_id=session_id)
-            await service.delete_message(
+            await removal.pop_last_message(tx, tenant_id=tenant_id, session_id=session_id)
+            await removal.delete_message(
                 tx, tenant_id=tenant_id, session_id=session_id, message_id=stored[0].id
             )
             raise RuntimeError("the commit never happens")

@@ -1,0 +1,148 @@
+"""Removing messages: truncate after a seq, pop the last, delete one by id; each keeps the
+session row right (its counters, its last seq) in the same transaction, under its lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+
+from chat_sessions.db import Transaction
+from chat_sessions.errors import NotFound, PreconditionFailed
+from chat_sessions.messages.schemas import MessageRead
+from chat_sessions.messages.service import MESSAGE_COLUMNS, build_messages
+from chat_sessions.models import messages, sessions, utcnow
+from chat_sessions.sessions.service import ensure_session
+
+
+async def truncate_after(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    after_seq: int,
+    expected_last_seq: int | None = None,
+) -> int:
+    """Delete every message with seq > after_seq; appends then continue from what remains."""
+    removed = await _remove_messages(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=messages.c.seq > after_seq,
+        expected_last_seq=expected_last_seq,
+    )
+    return len(removed)
+
+
+async def pop_last_message(
+    tx: Transaction, *, tenant_id: str, session_id: str, expected_last_seq: int | None = None
+) -> MessageRead:
+    """Remove the message with the highest seq and answer it (404 when there is none).
+
+    Concurrent pops take turns on the session row's lock, and each deletes what is last once
+    the one before it has committed: no two answer the same message.
+    """
+    last = select(func.max(messages.c.seq)).where(messages.c.session_id == session_id)
+    return await _remove_one(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=messages.c.seq == last.scalar_subquery(),
+        expected_last_seq=expected_last_seq,
+        absent="the session has no messages",
+    )
+
+
+async def delete_message(
+    tx: Transaction, *, tenant_id: str, session_id: str, message_id: str
+) -> MessageRead:
+    """Remove one message wherever it is in the session, and answer it (404 when absent)."""
+    return await _remove_one(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=messages.c.id == message_id,
+        expected_last_seq=None,
+        absent="message not found",
+    )
+
+
+async def _remove_one(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    which: ColumnElement[bool],
+    expected_last_seq: int | None,
+    absent: str,
+) -> MessageRead:
+    removed = await _remove_messages(
+        tx,
+        tenant_id=tenant_id,
+        session_id=session_id,
+        which=which,
+        expected_last_seq=expected_last_seq,
+        returning=MESSAGE_COLUMNS,
+    )
+    if not removed:
+        raise NotFound(absent)
+    return build_messages(removed)[0]
+
+
+async def _remove_messages(
+    tx: Transaction,
+    *,
+    tenant_id: str,
+    session_id: str,
+    which: ColumnElement[bool],
+    expected_last_seq: int | None,
+    returning: Sequence[Any] = (),
+) -> list[tuple[Any, ...]]:
+    """Delete the session's messages that `which` selects and keep the session row right;
+    for each deleted message, its `returning` columns.
+
+    The session row is locked first, as appends lock it, so removals and appends to one
+    session take turns and `expected_last_seq` (the session's highest seq) holds until commit.
+    The row then counts what remains (`message_count`, `token_total`), and `last_seq` and
+    `last_message_at` are those of the highest remaining seq, so appends continue after it.
+    Tool calls of deleted messages go by the database's cascade.
+    """
+    await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
+    if expected_last_seq is not None:
+        last_seq = (
+            await tx.execute(select(sessions.c.last_seq).where(sessions.c.id == session_id))
+        ).scalar_one()
+        if last_seq != expected_last_seq:
+            raise PreconditionFailed(
+                f"the session's last seq is {last_seq}, not {expected_last_seq}"
+            )
+    deleted = (
+        await tx.execute(
+            delete(messages)
+            .where(messages.c.session_id == session_id, which)
+            .returning(messages.c.token_count, *returning)
+        )
+    ).all()
+    if deleted:
+        last = (
+            await tx.execute(
+                select(messages.c.seq, messages.c.created_at)
+                .where(messages.c.session_id == session_id)
+                .order_by(messages.c.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        await tx.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(
+                last_seq=last.seq if last else 0,
+                last_message_at=last.created_at if last else None,
+                message_count=sessions.c.message_count - len(deleted),
+                token_total=sessions.c.token_total - sum(row[0] or 0 for row in deleted),
+                updated_at=utcnow(),
+                version=sessions.c.version + 1,
+            )
+        )
+    return [tuple(row[1:]) for row in deleted]
