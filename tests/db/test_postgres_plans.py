@@ -24,7 +24,8 @@ from chat_sessions.auth import _RESOLVE
 from chat_sessions.db import Prepared
 from chat_sessions.db.postgres import create_postgres_engine
 from chat_sessions.messages.service import _ADVANCE_SESSION, _history_statement
-from chat_sessions.sessions.service import _GET, _list_statement
+from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
+from chat_sessions.sessions.service import _GET
 from support import create_migrated_postgres_database, drop_postgres_database, make_settings
 
 pytestmark = [pytest.mark.postgres_only]
@@ -63,9 +64,10 @@ async def _load(connection: AsyncConnection) -> None:
         "INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', now())",
         "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_at)"
         " SELECT 'k' || i, 't1', 'cs_', md5(i::text), now() FROM generate_series(1, 200) i",
-        f"""INSERT INTO sessions (id, tenant_id, user_id, traits, status, message_count,
-            last_seq, token_total, created_at, updated_at, version)
-            SELECT 's' || i, 't1', 'u' || (i % 10), '{{}}', 'active', {MESSAGES_EACH},
+        f"""INSERT INTO sessions (id, tenant_id, user_id, external_id, traits, status,
+            message_count, last_seq, token_total, created_at, updated_at, version)
+            SELECT 's' || i, 't1', 'u' || (i % 10), 'app/u' || (i % 10) || '/s' || i, '{{}}',
+            'active', {MESSAGES_EACH},
             {MESSAGES_EACH}, 0, now(), now() - i * interval '1 second', 1
             FROM generate_series(1, {SESSIONS}) i""",
         f"""INSERT INTO messages (id, tenant_id, session_id, seq, role, content, created_at)
@@ -172,6 +174,53 @@ async def test_session_lists_read_through_the_tenant_index(
         "messages",
         "ix_messages_session_id_seq",
     )
+
+
+@pytest.mark.parametrize(
+    ("user", "status", "cursor", "bounded"), list(itertools.product((False, True), repeat=4))
+)
+async def test_external_id_prefix_lists_read_a_range_of_the_external_id_index(
+    connection: AsyncConnection, user: bool, status: bool, cursor: bool, bounded: bool
+) -> None:
+    nodes = await _plan(
+        connection,
+        _prefix_statement(user, status, cursor, bounded),
+        tenant_id="t1",
+        low="app/u3/",
+        high="app/u30",
+        user_id="u3",
+        status="active",
+        limit=21,
+    )
+    # With a user_id too, walking that user's sessions (and sorting those few) is as good.
+    allowed = {"ix_sessions_tenant_id_external_id"}
+    if user:
+        allowed.add("ix_sessions_tenant_id_user_id_updated_at_id")
+    sessions = [node for node in nodes if node.get("Relation Name") == "sessions"]
+    assert sessions and {node.get("Index Name") for node in sessions} <= allowed
+    kinds = [node["Node Type"] for node in nodes]
+    assert "Seq Scan" not in kinds and not any(kind.startswith("Bitmap") for kind in kinds)
+    assert user or "Sort" not in kinds, kinds
+    previews = [node for node in nodes if node.get("Relation Name") == "messages"]
+    assert {node["Index Name"] for node in previews} == {"ix_messages_session_id_seq"}
+
+
+@pytest.mark.parametrize(("user", "status"), list(itertools.product((False, True), repeat=2)))
+async def test_an_external_id_is_found_through_its_index(
+    connection: AsyncConnection, user: bool, status: bool
+) -> None:
+    nodes = await _plan(
+        connection,
+        _exact_statement(user, status),
+        tenant_id="t1",
+        external_id="app/u3/s3",
+        user_id="u3",
+        status="active",
+    )
+    sessions = [node for node in nodes if node.get("Relation Name") == "sessions"]
+    assert sessions and {node["Index Name"] for node in sessions} == {
+        "ix_sessions_tenant_id_external_id"
+    }
 
 
 @pytest.mark.parametrize(
