@@ -63,3 +63,13 @@ def async_openai(app: Litestar, api_key: str) -> openai.AsyncOpenAI:
 async def in_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """A call of the synchronous SDK, off the event loop that serves it."""
     return await asyncio.to_thread(call, *args, **kwargs)
+
+
+def answered(item: dict[str, Any]) -> dict[str, Any]:
+    """`item` as the Conversations routes answer it: a message's string content as one text
+    part (`output_text` for the assistant, `input_text` otherwise), as OpenAI answers it."""
+    content = item.get("content")
+    if item.get("type", "message") != "message" or not isinstance(content, str):
+        return item
+    kind = "output_text" if item.get("role") == "assistant" else "input_text"
+    return {**item, "content": [{"type": kind, "text": content}]}

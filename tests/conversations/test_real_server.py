@@ -17,7 +17,6 @@ from support import ADMIN
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
 def test_the_sdks_unmodified_against_a_running_server(tmp_path: Path) -> None:
     server = ServiceProcess(tmp_path, "--migrate", DATABASE_PATH=str(tmp_path / "sessions.db"))
     try:
@@ -33,7 +32,7 @@ def test_the_sdks_unmodified_against_a_running_server(tmp_path: Path) -> None:
             conversation.id, items=[{"role": "assistant", "content": "Sure."}]
         )
         listed = list(client.conversations.items.list(conversation.id, order="asc", limit=1))
-        assert [item.content for item in listed] == ["Plan a trip", "Sure."]
+        assert [item.content[0].text for item in listed] == ["Plan a trip", "Sure."]
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="wrong").conversations.create()
 
@@ -45,7 +44,7 @@ def test_the_sdks_unmodified_against_a_running_server(tmp_path: Path) -> None:
             kept = await session.get_items(limit=3)
             await session.clear_session()
             await store.close()
-            return [str(item["content"]) for item in [*kept, popped or {}]]
+            return [item["content"][0]["text"] for item in [*kept, popped or {}]]
 
         assert asyncio.run(agent_memory()) == ["m21", "m22", "m23", "m24"]
         client.conversations.delete(conversation.id)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from chat_sessions.db import Database
+from openai_sdk import answered
 from support import Tenant, append, assert_problem, new_session, stored
 
 CALL = {
@@ -63,7 +64,8 @@ async def test_a_message_appended_through_sessions_is_a_message_item(
                 "type": "message",
                 "status": "completed",
                 "role": "user",
-                "content": "Hola",
+                # String content as one text part, as OpenAI answers it.
+                "content": [{"type": "input_text", "text": "Hola"}],
             }
         ],
         "first_id": message["id"],
@@ -84,7 +86,7 @@ async def test_a_message_with_another_frameworks_item_is_a_message_item(
         "type": "message",
         "status": "completed",
         "role": "assistant",
-        "content": "Step 2",
+        "content": [{"type": "output_text", "text": "Step 2"}],
     }
 
 
@@ -140,12 +142,13 @@ async def test_items_are_messages_with_derived_role_content_and_tool_calls(
     assert chat[2]["tool_calls"] == messages[2]["tool_calls"]
     assert chat[3]["tool_call_id"] == "call_7"
 
-    # And back: each item as it was sent, with the message's id.
+    # And back: each item as it was sent, with the message's id (string content as a part).
     listed = (await items(client, tenant, conversation["id"], order="asc"))["data"]
     assert [item["id"] for item in listed] == [m["id"] for m in messages]
     assert listed[2] == {**CALL, "id": messages[2]["id"]}
+    assert listed[1] == {**sent[1], "id": messages[1]["id"], "status": "completed"}
     assert listed[0] == {
-        **sent[0],
+        **answered(sent[0]),
         "id": messages[0]["id"],
         "type": "message",
         "status": "completed",

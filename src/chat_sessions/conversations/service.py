@@ -11,9 +11,11 @@ between OpenAI's shapes and theirs:
   `function_call_output` a tool message answering `call_id` with the output; any other type an
   assistant message with empty content.
 - An item comes back as it was sent, with `id` set to its message's id (a UUIDv7), `"type":
-  "message"` added to a message sent in the short form `{role, content}`, and a message item's
-  `status` `"completed"` unless it was sent with one: OpenAI's SDKs read `status` as a
-  required field of a message item, and a stored message is complete. Items have no
+  "message"` added to a message sent in the short form `{role, content}`, a message item's
+  `status` `"completed"` unless it was sent with one (OpenAI's SDKs read `status` as a
+  required field of a message item, and a stored message is complete), and a message's
+  string content as one text part (`input_text`, `output_text` for the assistant), as
+  OpenAI's service answers it and its SDKs' types read it. The message keeps what was sent. Items have no
   `created_at` (OpenAI's have none); the message's is on /v1/sessions/{id}/messages.
 - A message appended through /v1/sessions without an `item`, or with one that is no OpenAI
   item (neither a `type` nor a `role`: an ADK event, say), is a `message` item of its role and
@@ -120,7 +122,16 @@ def item_of(message: MessageRead) -> Item:
         shown["status"] = "completed"
     shown.update(item)
     shown["id"] = message.id
+    if kind == "message" and isinstance(shown.get("content"), str):
+        shown["content"] = [_text_part(shown.get("role"), shown["content"])]
     return shown
+
+
+def _text_part(role: Any, text: str) -> Item:
+    """A message's string content as the one text part OpenAI answers for it: the SDKs' types
+    read a message's content as a list of parts (a string makes `item.content[0].text` fail
+    and pydantic warn on every dump), and OpenAI's service answers string input that way."""
+    return {"type": "output_text" if role == "assistant" else "input_text", "text": text}
 
 
 def _item_list(found: list[MessageRead], has_more: bool) -> ItemList:
