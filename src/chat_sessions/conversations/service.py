@@ -15,8 +15,9 @@ between OpenAI's shapes and theirs:
   `status` `"completed"` unless it was sent with one (OpenAI's SDKs read `status` as a
   required field of a message item, and a stored message is complete), and a message's
   string content as one text part (`input_text`, `output_text` for the assistant), as
-  OpenAI's service answers it and its SDKs' types read it. The message keeps what was sent. Items have no
-  `created_at` (OpenAI's have none); the message's is on /v1/sessions/{id}/messages.
+  OpenAI's service answers it and its SDKs' types read it. The message keeps what was sent.
+  Items have no `created_at` (OpenAI's have none); the message's is on
+  /v1/sessions/{id}/messages.
 - A message appended through /v1/sessions without an `item`, or with one that is no OpenAI
   item (neither a `type` nor a `role`: an ADK event, say), is a `message` item of its role and
   content.
