@@ -52,6 +52,8 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
         "session": {"title": "imported"},
         "messages": [{"seq": 1, "role": "user", "content": "hi", "created_at": NOW}],
     },
+    ("PATCH", "/v1/users/{user_id:str}/traits"): {"tier": "gold"},
+    ("PUT", "/v1/users/{user_id:str}/traits"): {"tier": "gold"},
     ("POST", "/v1/admin/tenants"): {"name": "initech"},
     ("PATCH", "/v1/admin/tenants/{tenant_id:str}"): {"name": "acme2"},
     ("POST", "/v1/admin/tenants/{tenant_id:str}/keys"): None,
