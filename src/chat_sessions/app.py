@@ -246,7 +246,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ),
         openapi_config=OpenAPIConfig(
             title="chat-sessions",
-            version="1.0.0",
+            version="1.1.0",  # the API.md contract this serves
             description="Multi-tenant session store for chatbots and agents.",
             # Litestar adds the document's routes to this router; the hook is ours.
             # The document's own routes stay out of it, as Litestar's default router keeps them.
