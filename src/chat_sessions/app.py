@@ -26,6 +26,7 @@ from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, problem, problem_responses
 from chat_sessions.http import App
 from chat_sessions.messages.routes import MessageController
+from chat_sessions.messages.streaming import interrupt_idle_periodically
 from chat_sessions.metrics import MetricsController, metrics_middleware
 from chat_sessions.openapi import ClosedStructSchemaPlugin
 from chat_sessions.ratelimit import RateLimiter
@@ -151,6 +152,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             )
         ]
         background.append(asyncio.create_task(searcher.run_in_background()))
+        background.append(
+            asyncio.create_task(interrupt_idle_periodically(database, settings.stream_idle_seconds))
+        )
         if settings.cleanup_interval_seconds:
             background.append(
                 asyncio.create_task(

@@ -206,6 +206,13 @@ class Message(SQLModel, table=True):
             sqlite_where=Column("idempotency_key").isnot(None),
             postgresql_where=Column("idempotency_key").isnot(None),
         ),
+        # The in-progress messages only, by last activity: what the idle sweep reads.
+        Index(
+            None,
+            "last_activity_at",
+            sqlite_where=Column("status") == "in_progress",
+            postgresql_where=Column("status") == "in_progress",
+        ),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
@@ -229,6 +236,13 @@ class Message(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = _created_at()
+    # completed / in_progress (growing by deltas) / interrupted (messages/streaming.py).
+    status: str = Field(
+        default="completed", max_length=16, sa_column_kwargs={"server_default": "completed"}
+    )
+    # When an in-progress message last got something (its append, a delta); NULL for one
+    # that was never in progress. The idle sweep reads it through the partial index above.
+    last_activity_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ToolCall(SQLModel, table=True):

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # How often a process writes api_keys.last_used_at of the keys it has seen (one UPDATE).
     api_key_usage_flush_seconds: float = Field(default=60.0, gt=0, le=3600)
 
+    # An in_progress message that gets nothing for this long becomes `interrupted`.
+    stream_idle_seconds: float = Field(default=120.0, gt=0)
+
     # When set, `serve` applies every tenant's retention rules this often, in the background.
     cleanup_interval_seconds: float | None = Field(default=None, gt=0)
 

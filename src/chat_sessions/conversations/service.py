@@ -111,6 +111,10 @@ def message_of(item: Item, index: int = 0) -> MessageCreate:
         raise BadParameter(where, f"{kind} item: {error}") from None
 
 
+# A message's status as OpenAI names an item's (a streaming answer, one cut off).
+_ITEM_STATUS = {"in_progress": "in_progress", "interrupted": "incomplete"}
+
+
 def item_of(message: MessageRead) -> Item:
     """The item a message is (module docstring)."""
     item = message.item
@@ -120,7 +124,7 @@ def item_of(message: MessageRead) -> Item:
     kind = item.get("type", "message")
     shown: Item = {"id": message.id, "type": kind}
     if kind == "message":
-        shown["status"] = "completed"
+        shown["status"] = _ITEM_STATUS.get(message.status, "completed")
     shown.update(item)
     shown["id"] = message.id
     if kind == "message" and isinstance(shown.get("content"), str):

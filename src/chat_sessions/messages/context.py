@@ -9,6 +9,7 @@ request tool calls (the Responses API's parallel calls, stored one `function_cal
 are one unit, sent as one assistant message: chat-completions wants every call answered before
 the next message. Messages without a `token_count` are estimated at four characters a token.
 Content is the text column: for a message sent as content parts, the text of its text parts.
+In-progress messages (an answer still streaming) are left out; interrupted ones are kept.
 """
 
 from __future__ import annotations
@@ -85,7 +86,12 @@ async def build_context(
     max_tokens: int | None,
 ) -> list[ContextMessage]:
     await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    scope = (messages.c.session_id == session_id, messages.c.tenant_id == tenant_id)
+    # An answer still being generated is not part of the prompt; an interrupted one is.
+    scope = (
+        messages.c.session_id == session_id,
+        messages.c.tenant_id == tenant_id,
+        messages.c.status != "in_progress",
+    )
     system = list(
         await tx.execute(
             select(*_COLUMNS)

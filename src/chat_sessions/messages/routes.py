@@ -1,10 +1,11 @@
-"""Message routes: append (one or a batch), history, one message, truncate, pop, LLM context."""
+"""Message routes: append (one or a batch), history, one message, truncate, pop, LLM context,
+and a streaming message's deltas and close."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from msgspec import UNSET
@@ -13,13 +14,16 @@ from chat_sessions import preconditions
 from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
-from chat_sessions.messages import removal, service
+from chat_sessions.messages import removal, service, streaming
 from chat_sessions.messages.context import build_context
 from chat_sessions.messages.schemas import (
     Context,
+    DeltaAck,
     MessageAppend,
     MessageBatch,
+    MessageClose,
     MessageCreate,
+    MessageDelta,
     MessageList,
     MessagePage,
     MessageRead,
@@ -172,6 +176,58 @@ class MessageController(Controller):
     ) -> MessageRead:
         return await service.get_message(
             caller.tx, tenant_id=caller.tenant_id, session_id=session_id, message_id=message_id
+        )
+
+    @post(
+        "/messages/{message_id:str}/deltas",
+        status_code=200,
+        summary="Add text to an in_progress message",
+        description='Appends `content` to the message\'s text (`""` only keeps it alive: '
+        "STREAM_IDLE_SECONDS counts from the last delta); answers its `length` in characters "
+        "so far. `409` once the message is no longer `in_progress`; `413` when the content "
+        "would pass MAX_MESSAGE_BYTES (nothing added). A delta does not change the session's "
+        "`version`.",
+        responses=tenant_errors(404, 409, body=True),
+    )
+    async def append_delta(
+        self,
+        caller: NamedDependency[Caller],
+        session_id: FromPath[str],
+        message_id: FromPath[str],
+        data: JSONBody[MessageDelta],
+    ) -> DeltaAck:
+        return await streaming.append_delta(
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            message_id=message_id,
+            delta=data.content,
+            max_message_bytes=caller.settings.max_message_bytes,
+        )
+
+    @patch(
+        "/messages/{message_id:str}",
+        summary="Close an in_progress message",
+        description="`status` `completed` or `interrupted`; a given `content` (a string or "
+        "parts) replaces the streamed text, and `token_count`, `metadata`, `item` replace "
+        "theirs. `409` unless the message is `in_progress`.",
+        responses=tenant_errors(404, 409, body=True),
+    )
+    async def close_message(
+        self,
+        caller: NamedDependency[Caller],
+        session_id: FromPath[str],
+        message_id: FromPath[str],
+        data: JSONBody[MessageClose],
+    ) -> MessageRead:
+        return await streaming.close_message(
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            message_id=message_id,
+            change=data,
+            max_message_bytes=caller.settings.max_message_bytes,
+            max_json_bytes=caller.settings.max_json_bytes,
         )
 
     @delete(

@@ -15,6 +15,17 @@ Name = Annotated[str, Meta(min_length=1, max_length=256)]
 # A string, or an array of content parts (messages/parts.py), kept exactly as sent.
 Content = str | list[dict[str, Any]]
 MAX_BATCH = 500
+# A message's lifecycle (messages/streaming.py): an append may start an assistant answer
+# `in_progress`; a PATCH closes it `completed` or `interrupted`, and so does the idle sweep.
+MessageStatus = Literal["completed", "in_progress", "interrupted"]
+AppendStatus = Annotated[
+    Literal["completed", "in_progress"],
+    Meta(
+        description="`in_progress`: an assistant answer stored now and grown by deltas, "
+        "closed by a PATCH (string content only)"
+    ),
+]
+ClosingStatus = Literal["completed", "interrupted"]
 
 
 class MessageCreate(Struct, forbid_unknown_fields=True):
@@ -27,6 +38,8 @@ class MessageCreate(Struct, forbid_unknown_fields=True):
     token_count: TokenCount | None = None
     # A provider-native item (an OpenAI Responses item, an ADK event, ...), kept verbatim.
     item: dict[str, Any] | None = None
+    # Unset unless given, so the idempotency digest of a body without it stays what it was.
+    status: AppendStatus | UnsetType = UNSET
 
 
 # A JSON Merge Patch (RFC 7396) applied in the appending transaction (sessions/state.py).
@@ -69,6 +82,29 @@ class MessageRead(Struct):
     item: dict[str, Any] | None
     token_count: int | None
     created_at: datetime
+    status: MessageStatus
+
+
+class MessageDelta(Struct, forbid_unknown_fields=True):
+    """Text to add to an in-progress message's content; `""` only keeps it alive."""
+
+    content: str
+
+
+class DeltaAck(Struct):
+    id: str
+    seq: int
+    length: Annotated[int, Meta(description="The content's length in characters so far")]
+
+
+class MessageClose(Struct, forbid_unknown_fields=True):
+    """Closes an in-progress message; a given `content` replaces the streamed text."""
+
+    status: ClosingStatus
+    content: Content | UnsetType = UNSET
+    token_count: TokenCount | UnsetType | None = UNSET
+    metadata: dict[str, Any] | UnsetType | None = UNSET
+    item: dict[str, Any] | UnsetType | None = UNSET
 
 
 class MessagePage(Struct):

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 from sqlalchemy import bindparam, select, update
 
 from chat_sessions.bounds import MAX_SEQ
@@ -121,6 +122,14 @@ def check_message(message: MessageCreate, *, max_message_bytes: int, max_json_by
             f"the message's content and item are {size} bytes encoded; "
             f"the limit is {max_message_bytes}"
         )
+    if message.status == "in_progress":
+        if message.role != "assistant":
+            raise BadRequest("only an assistant message can be in_progress")
+        if content.__class__ is not str:
+            raise BadRequest(
+                "an in_progress message's content is a string (parts can replace it when the "
+                "message is closed)"
+            )
     if message.role == "tool" and message.tool_call_id is None:
         raise BadRequest("a tool message needs tool_call_id")
     if message.tool_calls is not None:
@@ -148,6 +157,7 @@ def message_row(
     """The row that stores `message` (an appended or an imported one)."""
     content = message.content
     parts = None if content.__class__ is str else content
+    status = "completed" if message.status is UNSET else message.status
     return {
         "id": message_id or new_id(),
         "tenant_id": tenant_id,
@@ -165,6 +175,8 @@ def message_row(
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
         "created_at": created_at,
+        "status": status,
+        "last_activity_at": created_at if status == "in_progress" else None,
     }
 
 

@@ -13,7 +13,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from chat_sessions.bounds import MAX_INT32, MAX_SEQ, DurationMs, TokenCount
-from chat_sessions.messages.schemas import Content, MessageRead, Name, Role
+from chat_sessions.messages.schemas import Content, MessageRead, MessageStatus, Name, Role
 from chat_sessions.sessions.schemas import (
     ExternalId,
     Outcome,
@@ -67,6 +67,8 @@ class ImportedMessage(Struct, forbid_unknown_fields=True):
     metadata: dict[str, Any] | None = None
     token_count: TokenCount | None = None
     item: dict[str, Any] | None = None
+    # An in_progress message is imported `interrupted`: nothing streams into the copy.
+    status: MessageStatus = "completed"
 
 
 class ImportedToolCall(Struct, forbid_unknown_fields=True):

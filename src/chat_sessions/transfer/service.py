@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -20,7 +21,12 @@ from chat_sessions.sessions.schemas import SessionRead
 from chat_sessions.sessions.service import external_id_taken, get_session
 from chat_sessions.tool_calls.schemas import ToolCallRead
 from chat_sessions.tool_calls.service import TOOL_CALL_COLUMNS
-from chat_sessions.transfer.schemas import FORMAT, ExportDocument, ImportDocument
+from chat_sessions.transfer.schemas import (
+    FORMAT,
+    ExportDocument,
+    ImportDocument,
+    ImportedMessage,
+)
 from chat_sessions.wire import build
 
 
@@ -76,6 +82,14 @@ def _check_document(document: ImportDocument, max_message_bytes: int, max_json_b
             raise BadRequest(f"tool call {call.tool_call_id!r} names a message not in the document")
 
 
+def _imported(message: ImportedMessage) -> ImportedMessage:
+    """An in_progress message arrives `interrupted`: nothing streams into the copy (the
+    generator's deltas go to the original), and the idle sweep would close it so anyway."""
+    if message.status == "in_progress":
+        return msgspec.structs.replace(message, status="interrupted")
+    return message
+
+
 async def import_session(
     tx: Transaction,
     *,
@@ -123,7 +137,7 @@ async def import_session(
             messages.insert(),
             [
                 message_row(
-                    message,
+                    _imported(message),
                     tenant_id=tenant_id,
                     session_id=session_id,
                     seq=message.seq,
