@@ -40,6 +40,8 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/sessions/{session_id:str}/messages/batch"): {
         "messages": [{"role": "user", "content": "hi"}]
     },
+    ("POST", "/v1/sessions/{session_id:str}/messages/{message_id:str}/deltas"): {"content": "x"},
+    ("PATCH", "/v1/sessions/{session_id:str}/messages/{message_id:str}"): {"status": "completed"},
     ("POST", "/v1/sessions/{session_id:str}/tool-calls"): {
         "tool_call_id": "call_2",
         "tool_name": "search",
