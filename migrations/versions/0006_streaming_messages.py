@@ -5,7 +5,10 @@
   STREAM_IDLE_SECONDS).
 - `messages.last_activity_at`: when an in-progress message last got something (its append,
   a delta); NULL for a message that was never in progress. A partial index over the
-  in-progress rows only lets the idle sweep find the silent ones without reading the rest.
+  in-progress rows only (a few at any time) lets the idle sweep find the silent ones without
+  reading the rest. It is keyed by `session_id`, which a delta does not change, not by
+  `last_activity_at`, which every delta does: on SQLite that would be an index entry
+  rewritten per delta.
 - SQLite's search index leaves in-progress messages out (they are indexed once closed), so a
   delta, an UPDATE of `content` on an in-progress row, costs no FTS5 work: re-tokenising a
   growing message on every delta would cost 35-55 µs each, more than the delta itself. The
@@ -98,9 +101,9 @@ def upgrade() -> None:
     )
     op.add_column("messages", sa.Column("last_activity_at", sa.DateTime(timezone=True)))
     op.create_index(
-        "ix_messages_last_activity_at",
+        "ix_messages_in_progress",
         "messages",
-        ["last_activity_at"],
+        ["session_id"],
         sqlite_where=_IN_PROGRESS,
         postgresql_where=_IN_PROGRESS,
     )
@@ -111,6 +114,6 @@ def downgrade() -> None:
     # The triggers and index that name `status` go first: SQLite refuses to drop a column
     # that the schema still refers to.
     _run(SQLITE_DOWN, POSTGRES_DOWN)
-    op.drop_index("ix_messages_last_activity_at", table_name="messages")
+    op.drop_index("ix_messages_in_progress", table_name="messages")
     op.drop_column("messages", "last_activity_at")
     op.drop_column("messages", "status")

@@ -206,10 +206,11 @@ class Message(SQLModel, table=True):
             sqlite_where=Column("idempotency_key").isnot(None),
             postgresql_where=Column("idempotency_key").isnot(None),
         ),
-        # The in-progress messages only, by last activity: what the idle sweep reads.
+        # The in-progress messages only (a few at any time): what the idle sweep reads. Keyed
+        # by a column a delta leaves alone, so a delta writes no index entry.
         Index(
-            None,
-            "last_activity_at",
+            "ix_messages_in_progress",
+            "session_id",
             sqlite_where=Column("status") == "in_progress",
             postgresql_where=Column("status") == "in_progress",
         ),

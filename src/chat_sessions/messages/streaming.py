@@ -15,7 +15,9 @@ Costs and rules, decided here:
   The session changes when the message is created and when it is closed (by a PATCH or the
   sweep): its `token_total` then follows the `token_count` the message closes with.
 - Search leaves in-progress messages out on both engines (migration 0006): a delta costs the
-  index nothing, and the message becomes searchable when it is closed.
+  index nothing, and the message becomes searchable when it is closed. (bench/micro_deltas.py,
+  a 2 KB answer on SQLite: a delta 38.5 µs in its own transaction; re-indexed by the update
+  trigger, as every delta would be if in-progress messages were indexed, 110 µs.)
 """
 
 from __future__ import annotations
@@ -222,7 +224,8 @@ async def _touch_session(tx: Transaction, session_id: str, now: datetime, tokens
     )
 
 
-# The sweep: sessions holding a silent in-progress message, through the partial index.
+# The sweep: sessions holding a silent in-progress message, through the partial index of
+# the in-progress rows (ix_messages_in_progress).
 SWEEP_BATCH = 100
 _SILENT_SESSIONS = (
     select(messages.c.session_id)
