@@ -69,11 +69,15 @@ def shape(value: Any) -> Any:
     return None
 
 
+# Numbers that grow through a run: seqs, and a streaming answer's length (a delta's answer).
+GROWING = ("seq", "length")
+
+
 def seq_digits(value: Any) -> int:
-    """The digits of every `seq` in an answer."""
+    """The digits of every `seq` (and `length`: GROWING) in an answer."""
     if isinstance(value, dict):
         return sum(
-            len(str(item)) if key == "seq" and isinstance(item, int) else seq_digits(item)
+            len(str(item)) if key in GROWING and isinstance(item, int) else seq_digits(item)
             for key, item in value.items()
         )
     if isinstance(value, list):

@@ -62,8 +62,10 @@ from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, PageLimit
 from chat_sessions.messages.routes import Seq
 from chat_sessions.messages.schemas import (
     Context,
+    DeltaAck,
     MessageBatch,
     MessageCreate,
+    MessageDelta,
     MessageList,
     MessagePage,
     MessageRead,
@@ -86,6 +88,7 @@ SHAPES: dict[str, type[msgspec.Struct]] = {
     "appended_parts": MessageRead,
     "batch": MessageList,
     "context": Context,
+    "delta": DeltaAck,
 }
 
 
@@ -127,6 +130,7 @@ _APPENDED_USER: MessageRead = _BUILT["appended_user"]
 _APPENDED_PARTS: MessageRead = _BUILT["appended_parts"]
 _BATCH: MessageList = _BUILT["batch"]
 _CONTEXT: Context = _BUILT["context"]
+_DELTA: DeltaAck = _BUILT["delta"]
 
 
 def freeze_start_up_objects() -> None:
@@ -172,6 +176,11 @@ async def append_batch(session_id: str, data: MessageBatch) -> Response[MessageL
     return Response(_BATCH, status_code=201)
 
 
+@post("/v1/sessions/{session_id:str}/messages/{message_id:str}/deltas", status_code=200)
+async def append_delta(session_id: str, message_id: str, data: MessageDelta) -> DeltaAck:
+    return _DELTA
+
+
 @get("/v1/sessions/{session_id:str}/messages")
 async def list_messages(
     session_id: str,
@@ -202,6 +211,7 @@ app = Litestar(
         get_session,
         append_message,
         append_batch,
+        append_delta,
         list_messages,
         get_context,
     ],

@@ -104,3 +104,7 @@ WRK_BATCH_20 = encode({"messages": [message(f"{COUNTER}.{k}", k) for k in range(
 # A chat turn (plan.py): the user's message, then the assistant's answer (the append's body).
 WRK_USER_MESSAGE = encode(message(COUNTER, 0))
 WRK_ASSISTANT_MESSAGE = WRK_MESSAGE
+# A streamed answer's delta: a token's worth of text, as a model's stream sends it.
+WRK_DELTA = encode({"content": " tok"})
+# The in-progress answer the deltas grow (seeding.py).
+STREAMED_ANSWER = {"role": "assistant", "content": "", "status": "in_progress"}

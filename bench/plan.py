@@ -29,6 +29,7 @@ class Plan:
     chat_sessions: int = 1_000  # the chat turns go round them
     chat_history: int = 20  # messages in each before the turns: /context answers this many
     chat_connections: int = 64
+    streamed_answers: int = 1_000  # in-progress answers, a session each: deltas go round them
 
     @property
     def deep_page(self) -> int:
@@ -79,10 +80,11 @@ class Step:
     method: str
     path: str
     body: str | None = None
+    status: int | None = None  # when not the method's usual one
 
     @property
     def expected_status(self) -> int:
-        return 201 if self.method == "POST" else 200
+        return self.status or (201 if self.method == "POST" else 200)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class Scenario:
     delay_ms: int = 0  # each connection's pause between requests
     answer: str = ""  # the bare app's answer (bare_app.SHAPES); "" where it has none
     turn: Turn | None = None  # a chat turn: three requests in a row (path is then unused)
+    # Paths the requests go round (path is then the first), each connection from its own place.
+    paths: list[str] | None = None
 
     @property
     def requests_per_turn(self) -> int:
@@ -137,12 +141,21 @@ class Scenario:
         """The requests its check sends (answers.py)."""
         if self.turn is not None:
             return self.turn.steps(self.turn.check_session)
-        return [Step(self.answer, self.method, self.path, self.body)]
+        status = 200 if self.answer == "delta" else None  # a delta creates nothing
+        return [Step(self.answer, self.method, self.path, self.body, status)]
 
 
 GROWTH_KEYS = ("read_last50", "list_first", "list_deep")
 READS = ("get_session", "list_first", "list_deep", "read_last50", "read_last50_parts")
-WRITES = ("create_session", "append", "append_parts", "append_batch_20", "chat_turn")
+WRITES = (
+    "create_session",
+    "append",
+    "append_parts",
+    "append_batch_20",
+    "chat_turn",
+    "delta_one",
+    "delta_many",
+)
 # Measured and reported, with no target: a message with content parts (a ~2 KB image) and an
 # item, beside the scenario that does the same with a string.
 WITH_PARTS = {"read_last50_parts": "read_last50", "append_parts": "append"}
@@ -220,6 +233,25 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             body=payloads.WRK_BATCH_20,
             items=20,
             answer="batch",
+        ),
+        # Deltas/s on one message (every connection on it: the contended case; its text grows
+        # a few bytes a delta through the runs) and across many (one each, gone round).
+        "delta_one": Scenario(
+            "delta_one",
+            "delta to a streaming answer (one message)",
+            fx.delta_one,
+            method="POST",
+            body=payloads.WRK_DELTA,
+            answer="delta",
+        ),
+        "delta_many": Scenario(
+            "delta_many",
+            f"delta to streaming answers ({plan.streamed_answers:,} messages)",
+            fx.delta_many[0],
+            method="POST",
+            body=payloads.WRK_DELTA,
+            answer="delta",
+            paths=fx.delta_many,
         ),
         CHAT_TURN: Scenario(
             CHAT_TURN,

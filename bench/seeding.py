@@ -90,6 +90,17 @@ class Api:
         )
         _ok(response, 201)
 
+    async def streamed_answer(self, key: str, i: int | str) -> str:
+        """A session holding an in-progress answer; the path its deltas go to."""
+        session_id = await self.session(key, f"stream-{i}")
+        response = await self.client.post(
+            f"/v1/sessions/{session_id}/messages",
+            json=payloads.STREAMED_ANSWER,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        message_id = _ok(response, 201).json()["id"]
+        return f"/v1/sessions/{session_id}/messages/{message_id}/deltas"
+
     async def message_total(self) -> int:
         total, cursor = 0, None
         while True:
@@ -126,6 +137,8 @@ class Fixture:
     batch_session: str
     chat_sessions: list[str]  # plan.chat_history messages each: the chat turns go round them
     chat_check_session: str  # the same, for the chat turn's checks
+    delta_one: str  # the deltas path of an in-progress answer: every connection sends there
+    delta_many: list[str]  # plan.streamed_answers such paths, a session each
 
 
 async def seed_small(api: Api, plan: Plan) -> Fixture:
@@ -152,6 +165,11 @@ async def seed_small(api: Api, plan: Plan) -> Fixture:
         return session_id
 
     chats = await _limited([functools.partial(chat, i) for i in range(plan.chat_sessions + 1)], 8)
+    streams = await _limited(
+        [functools.partial(api.streamed_answer, main_key, i) for i in range(plan.streamed_answers)],
+        8,
+    )
+    delta_one = await api.streamed_answer(main_key, "one")
     took = time.monotonic() - started
     print(f"  seeded {plan.small_total:,} messages in {took:.1f} s", flush=True)
     return Fixture(
@@ -164,6 +182,8 @@ async def seed_small(api: Api, plan: Plan) -> Fixture:
         batch_session,
         chat_sessions=chats[1:],
         chat_check_session=chats[0],
+        delta_one=delta_one,
+        delta_many=streams,
     )
 
 

@@ -183,6 +183,9 @@ def service_server(
         "WORKERS": str(workers),
         "LOG_LEVEL": "warning",
         "ACCESS_LOG": "false",
+        # The streamed answers are seeded long before the delta scenarios run (after the
+        # growth to the large size): the idle sweep must not close them meanwhile.
+        "STREAM_IDLE_SECONDS": "86400",
     }
     argv = [str(VENV_BIN / "chat-sessions"), "serve", "--migrate"]
     server = Server("service", argv, env, port, workdir)

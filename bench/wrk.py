@@ -98,7 +98,13 @@ def script_of(scenario: Scenario, workdir: Path) -> tuple[Path, dict[str, str]]:
             "BENCH_ASSISTANT_BODY": scenario.turn.assistant_body,
             "BENCH_CONTEXT_QUERY": scenario.turn.context_query,
         }
+    paths = ""
+    if scenario.paths:
+        paths_file = workdir / f"{scenario.key}-paths.txt"
+        paths_file.write_text("\n".join(scenario.paths) + "\n")
+        paths = str(paths_file)
     return LUA_SCRIPT, {
+        "BENCH_PATHS_FILE": paths,
         "BENCH_METHOD": scenario.method,
         "BENCH_TOKEN": scenario.token,
         "BENCH_BODY": scenario.body or "",

@@ -5,6 +5,8 @@
 --   BENCH_UNIQUE  when set, every "@N@" in the body becomes a per-request counter, so each
 --                 request carries a different body (no Idempotency-Key is ever sent); the
 --                 counter has a fixed width (payloads.counter), so every body is the same size
+--   BENCH_PATHS_FILE when set, the paths the requests go round (one a line), each thread from
+--                 its own place in the round (the URL given to wrk is then the first)
 --   BENCH_DELAY_MS when set, each connection waits this long between its requests (a client
 --                 that searches now and then, beside writers that never pause)
 -- done() (report.lua) prints one line "BENCH_JSON {...}" with the figures run.py reads.
@@ -31,7 +33,25 @@ function setup(thread)
   thread:set("tid", threads)
 end
 
-if unique ~= nil and unique ~= "" and body ~= nil then
+local paths = nil
+local paths_file = os.getenv("BENCH_PATHS_FILE")
+if paths_file ~= nil and paths_file ~= "" then
+  paths = {}
+  for line in io.lines(paths_file) do
+    if line ~= "" then
+      paths[#paths + 1] = line
+    end
+  end
+end
+
+if paths ~= nil then
+  local counter = 0
+  function request()
+    counter = counter + 1
+    local path = paths[((tid or 1) * 997 + counter) % #paths + 1]
+    return wrk.format(method, path, headers, body)
+  end
+elseif unique ~= nil and unique ~= "" and body ~= nil then
   local counter = 0
   function request()
     counter = counter + 1
