@@ -3,6 +3,8 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -80,3 +82,74 @@ async def test_sqlite_migrations_leave_foreign_keys_on(fresh_database: Database)
         return int(raw.execute("PRAGMA foreign_keys").fetchone()[0])
 
     assert await fresh_database.run_sync(foreign_keys) == 1
+
+
+def _execute(*statements: str) -> Any:
+    def run(connection: Connection) -> list[Any]:
+        results = []
+        for statement in statements:
+            result = connection.execute(text(statement))
+            results.append(result.all() if result.returns_rows else [])
+        connection.commit()
+        return results
+
+    return run
+
+
+_MESSAGE = (
+    "INSERT INTO messages (id, tenant_id, session_id, seq, role, content, created_at{extra})"
+    " VALUES ('{id}', 't', 's', {seq}, 'assistant', '{content}', '2026-01-01'{values})"
+)
+
+
+async def test_0006_keeps_stored_messages_completed_and_goes_back_with_in_progress_ones(
+    fresh_database: Database,
+) -> None:
+    """Messages stored before 0006 read `completed`; going back to 0005 with an in-progress
+    message stored keeps it (searchable again on SQLite, where 0006 left it out of the index:
+    FTS5's integrity check then finds the index and the texts in agreement)."""
+    await fresh_database.migrate("0005")
+    await fresh_database.run_sync(
+        _execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', '2026-01-01')",
+            "INSERT INTO sessions (id, tenant_id, traits, status, message_count, last_seq,"
+            " token_total, created_at, updated_at, version)"
+            " VALUES ('s', 't', '{}', 'active', 2, 2, 0, '2026-01-01', '2026-01-01', 1)",
+            _MESSAGE.format(id="m1", seq=1, content="older words", extra="", values=""),
+        )
+    )
+    await fresh_database.migrate()
+    await fresh_database.run_sync(
+        _execute(
+            _MESSAGE.format(
+                id="m2", seq=2, content="partial", extra=", status", values=", 'in_progress'"
+            )
+        )
+    )
+    statuses = await fresh_database.run_sync(
+        _execute("SELECT id, status FROM messages ORDER BY seq")
+    )
+    assert [tuple(row) for row in statuses[0]] == [("m1", "completed"), ("m2", "in_progress")]
+    if fresh_database.is_sqlite:  # what the indexer does: the in-progress row is passed over
+        await fresh_database.run_sync(
+            _execute(
+                "INSERT INTO messages_fts (rowid, content) SELECT rowid, content FROM messages"
+                " WHERE rowid > (SELECT indexed_through FROM messages_fts_watermark)"
+                " AND status <> 'in_progress'",
+                "UPDATE messages_fts_watermark SET indexed_through = 2",
+            )
+        )
+
+    await fresh_database.run_sync(lambda connection: downgrade_on_connection(connection, "0005"))
+
+    kept = await fresh_database.run_sync(_execute("SELECT id, content FROM messages ORDER BY seq"))
+    assert [tuple(row) for row in kept[0]] == [("m1", "older words"), ("m2", "partial")]
+    if fresh_database.is_sqlite:
+        await fresh_database.run_sync(
+            _execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'partial'",
+            )
+        )
+    await fresh_database.migrate()
+    assert await fresh_database.run_sync(_differences) == []

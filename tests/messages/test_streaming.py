@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from chat_sessions.db import Database
 from chat_sessions.messages.streaming import interrupt_idle, interrupt_idle_periodically
@@ -405,3 +405,70 @@ async def test_an_export_carries_status_and_an_import_interrupts_in_progress(
         ("completed", "q"),
         ("interrupted", "so far"),
     ]
+
+
+@pytest.mark.sqlite_only
+async def test_the_sqlite_search_index_matches_the_messages_after_every_kind_of_change(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    """FTS5's own integrity check compares the index with the texts of every message: once
+    everything is closed and indexed, they must agree, whatever order things happened in
+    (in-progress rows passed over by the indexer, closed below and above the watermark,
+    grown, interrupted, deleted)."""
+    sid = await new_session(client, tenant)
+    early = await start_answer(client, tenant, sid, "early ")
+    await append(client, tenant, sid, "plain words")
+    await client.get("/v1/search?q=plain", headers=tenant.headers)  # indexes past `early`
+    await delta(client, tenant, sid, early["id"], "grown")
+    late = await start_answer(client, tenant, sid, "late ")
+    await delta(client, tenant, sid, late["id"], "more")
+    await close(client, tenant, sid, late["id"], content="replaced text")
+    await close(client, tenant, sid, early["id"], status="interrupted")
+    silent = await start_answer(client, tenant, sid, "silent")
+    await client.get("/v1/search?q=plain", headers=tenant.headers)
+    await interrupt_idle(database, idle_seconds=IDLE, now=utcnow() + timedelta(seconds=IDLE + 1))
+    await start_answer(client, tenant, sid, "doomed")
+    await client.delete(f"/v1/sessions/{sid}/messages/last", headers=tenant.headers)
+    await client.get("/v1/search?q=plain", headers=tenant.headers)
+
+    async with database.transaction() as tx:
+        await tx.execute(
+            text("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+        )
+    for word, expected in (("grown", early), ("replaced", late), ("silent", silent)):
+        response = await client.get(f"/v1/search?q={word}", headers=tenant.headers)
+        assert [hit["message_id"] for hit in response.json()["data"]] == [expected["id"]]
+    assert (await client.get("/v1/search?q=doomed", headers=tenant.headers)).json()["data"] == []
+
+
+async def test_sweeps_running_at_once_interrupt_each_message_once(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    sessions = [await new_session(client, tenant) for _ in range(3)]
+    for sid in sessions:
+        for _ in range(2):
+            await start_answer(client, tenant, sid, "x")
+    versions = [(await session_of(client, tenant, sid))["version"] for sid in sessions]
+    later = utcnow() + timedelta(seconds=IDLE + 1)
+
+    counts = await asyncio.gather(
+        *(interrupt_idle(database, idle_seconds=IDLE, now=later) for _ in range(4))
+    )
+
+    assert sum(counts) == 6
+    after = [(await session_of(client, tenant, sid))["version"] for sid in sessions]
+    assert after == [version + 1 for version in versions]
+
+
+async def test_the_conversations_api_shows_a_streaming_answers_item_status(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    sid = await new_session(client, tenant)
+    await start_answer(client, tenant, sid, "so far")
+    cut = await start_answer(client, tenant, sid, "cut")
+    await close(client, tenant, sid, cut["id"], status="interrupted")
+
+    items = await client.get(f"/v1/conversations/{sid}/items?order=asc", headers=tenant.headers)
+
+    assert items.status_code == 200, items.text
+    assert [item["status"] for item in items.json()["data"]] == ["in_progress", "incomplete"]
