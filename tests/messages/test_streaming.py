@@ -472,3 +472,19 @@ async def test_the_conversations_api_shows_a_streaming_answers_item_status(
 
     assert items.status_code == 200, items.text
     assert [item["status"] for item in items.json()["data"]] == ["in_progress", "incomplete"]
+
+
+async def test_a_retried_start_answers_the_message_as_it_is_now(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    sid = await new_session(client, tenant)
+    body = {"role": "assistant", "content": "", "status": "in_progress"}
+    headers = {**tenant.headers, "Idempotency-Key": "answer-1"}
+    first = await client.post(f"/v1/sessions/{sid}/messages", json=body, headers=headers)
+    await delta(client, tenant, sid, first.json()["id"], "grown")
+
+    again = await client.post(f"/v1/sessions/{sid}/messages", json=body, headers=headers)
+
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert (again.json()["id"], again.json()["content"]) == (first.json()["id"], "grown")
+    assert (await session_of(client, tenant, sid))["message_count"] == 1
