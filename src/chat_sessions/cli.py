@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import pydantic
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from chat_sessions.admin import service as admin
@@ -25,6 +23,7 @@ from chat_sessions.retention import run_cleanup
 from chat_sessions.sessions import listing as session_listing
 from chat_sessions.sessions import service as session_service
 from chat_sessions.settings import Settings
+from chat_sessions.startup_errors import describe_database_error, describe_settings_error
 
 DEMO_TENANT = "demo"
 
@@ -58,41 +57,6 @@ def _check_database(settings: Settings) -> None:
             await admin.ping(tx)
 
     _run_with_database(settings, ping)
-
-
-def _database_named(settings: Settings) -> str:
-    """The database as an operator named it, without its password."""
-    if not settings.database_url:
-        return settings.database_path
-    try:
-        return make_url(settings.database_url).render_as_string(hide_password=True)
-    except SQLAlchemyError:
-        return "DATABASE_URL"
-
-
-def describe_database_error(settings: Settings, error: OSError | SQLAlchemyError) -> str:
-    """One line: which database, and what is wrong with it."""
-    if isinstance(error, FileExistsError | NotADirectoryError) and error.filename:
-        # Creating the file's folders met a file where a folder must be.
-        reason = f"{error.filename} is not a folder"
-    elif isinstance(error, OSError):
-        reason = os.strerror(error.errno) if error.errno else str(error) or type(error).__name__
-        if error.filename:
-            reason += f": {error.filename}"
-    else:
-        # The driver's own words, without SQLAlchemy's statement and background link.
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-    return f"error: database {_database_named(settings)}: {reason}"
-
-
-def describe_settings_error(error: pydantic.ValidationError) -> str:
-    """One line naming each bad setting and the rule; never the value."""
-    problems = [
-        f"{'.'.join(str(part) for part in item['loc']).upper()} "
-        f"{item['msg'].removeprefix('Value error, ')}"
-        for item in error.errors()
-    ]
-    return "error: setting " + "; ".join(problems)
 
 
 def _migrate(settings: Settings) -> None:

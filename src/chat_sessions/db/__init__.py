@@ -2,7 +2,8 @@
 
 - prepared.py: compiled hot statements (`Prepared`), no I/O;
 - transaction.py: what each engine implements (`Transaction`, `Engine`);
-- sqlite.py: the SQLite engine (writer and reader connections, group commit, checkpointer);
+- sqlite.py: the SQLite engine (writer and reader connections, group commit);
+- checkpointer.py: SQLite's WAL checkpoints, on a thread of their own;
 - postgres.py: the PostgreSQL engine (the pool, retries on connections that died in it);
 - database.py: `Database`, the one object the app holds, over one of the two engines;
 - migrate.py: alembic (head revision, upgrade, downgrade).
