@@ -1,0 +1,480 @@
+"""The tenant API, one function per operation, each building the `Call` that does it. Both
+clients expose these as their methods (`client.py`), so an operation is written once: its
+path, body, parser and whether it may be sent twice. Every append carries an
+`Idempotency-Key` (the caller's, or one made here) so that it may."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chat_sessions_client.calls import Answer, Call, Resend, query, segment
+from chat_sessions_client.models import (
+    Content,
+    ContextMessage,
+    DeltaAck,
+    Message,
+    NewMessage,
+    Page,
+    SearchHit,
+    Session,
+    SessionExport,
+    Stats,
+    ToolCall,
+    UserTraits,
+)
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()  # "leave as it is", where None means "clear it"
+
+
+def new_idempotency_key() -> str:
+    return f"csc-{uuid.uuid4()}"
+
+
+def _if_match(version: int | None) -> dict[str, str]:
+    return {} if version is None else {"If-Match": f'"{version}"'}
+
+
+def _session(answer: Answer) -> Session:
+    session = Session.from_json(answer.body)
+    session.created = answer.status == 201
+    return session
+
+
+def _message(answer: Answer) -> Message:
+    message = Message.from_json(answer.body)
+    message.replayed = answer.headers.get("Idempotent-Replayed") == "true"
+    return message
+
+
+def _session_page(answer: Answer) -> Page[Session]:
+    return Page(
+        [Session.from_json(item) for item in answer.body["data"]], answer.body["next_cursor"]
+    )
+
+
+def _message_page(answer: Answer) -> Page[Message]:
+    return Page(
+        [Message.from_json(item) for item in answer.body["data"]], answer.body["next_cursor"]
+    )
+
+
+def _messages(answer: Answer) -> list[Message]:
+    replayed = answer.headers.get("Idempotent-Replayed") == "true"
+    stored = [Message.from_json(item) for item in answer.body["data"]]
+    for message in stored:
+        message.replayed = replayed
+    return stored
+
+
+def _nothing(answer: Answer) -> None:
+    return None
+
+
+# Sessions
+
+
+def create_session(
+    *,
+    external_id: str | None = None,
+    user_id: str | None = None,
+    title: str | None = None,
+    traits: Mapping[str, Any] | None = None,
+    status: str | None = None,
+) -> Call[Session]:
+    """Create a session. With an `external_id` the tenant already uses, that session as it is
+    (get-or-create, race-free): `session.created` tells which happened."""
+    body = query(external_id=external_id, user_id=user_id, title=title, status=status)
+    if traits is not None:
+        body["traits"] = dict(traits)
+    # A get-or-create may be sent twice; a plain create would make two sessions.
+    resend = Resend.ALWAYS if external_id is not None else Resend.IF_NOT_RECEIVED
+    return Call("POST", "/v1/sessions", _session, json=body, resend=resend)
+
+
+def get_session(session_id: str) -> Call[Session]:
+    return Call("GET", f"/v1/sessions/{segment(session_id)}", _session)
+
+
+def find_session(external_id: str) -> Call[Session | None]:
+    """The session with this `external_id`, or None (one indexed look-up)."""
+
+    def first(answer: Answer) -> Session | None:
+        data = answer.body["data"]
+        return Session.from_json(data[0]) if data else None
+
+    return Call("GET", "/v1/sessions", first, params={"external_id": external_id})
+
+
+def list_sessions(
+    *,
+    user_id: str | None = None,
+    status: str | None = None,
+    external_id_prefix: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[Page[Session]]:
+    """One page: newest activity first, or in `external_id` order with `external_id_prefix`."""
+    params = query(
+        user_id=user_id,
+        status=status,
+        external_id_prefix=external_id_prefix,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Call("GET", "/v1/sessions", _session_page, params=params)
+
+
+def update_session(
+    session_id: str,
+    *,
+    title: str | None = UNSET,
+    user_id: str | None = UNSET,
+    external_id: str | None = UNSET,
+    status: str = UNSET,
+    result: str | None = UNSET,
+    error: str | None = UNSET,
+    traits: Mapping[str, Any] = UNSET,
+    if_match: int | None = None,
+) -> Call[Session]:
+    """Change what is named (None clears it); `traits` is a JSON Merge Patch (a key set to
+    None is removed). `if_match=version` refuses (412) if the session changed since."""
+    fields = {
+        "title": title,
+        "user_id": user_id,
+        "external_id": external_id,
+        "status": status,
+        "result": result,
+        "error": error,
+        "traits": traits,
+    }
+    body = {name: value for name, value in fields.items() if value is not UNSET}
+    resend = Resend.ALWAYS if if_match is None else Resend.IF_NOT_RECEIVED
+    path = f"/v1/sessions/{segment(session_id)}"
+    return Call("PATCH", path, _session, json=body, headers=_if_match(if_match), resend=resend)
+
+
+def replace_traits(
+    session_id: str, traits: Mapping[str, Any], *, if_match: int | None = None
+) -> Call[Session]:
+    resend = Resend.ALWAYS if if_match is None else Resend.IF_NOT_RECEIVED
+    path = f"/v1/sessions/{segment(session_id)}/traits"
+    return Call(
+        "PUT", path, _session, json=dict(traits), headers=_if_match(if_match), resend=resend
+    )
+
+
+def delete_session(session_id: str, *, if_match: int | None = None) -> Call[None]:
+    path = f"/v1/sessions/{segment(session_id)}"
+    # Sent twice, the second answers 404: only resend what surely did not arrive.
+    return Call(
+        "DELETE", path, _nothing, headers=_if_match(if_match), resend=Resend.IF_NOT_RECEIVED
+    )
+
+
+# Messages
+
+
+def _append_body(
+    traits_patch: Mapping[str, Any] | None, user_traits_patch: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if traits_patch is not None:
+        body["traits_patch"] = dict(traits_patch)
+    if user_traits_patch is not None:
+        body["user_traits_patch"] = dict(user_traits_patch)
+    return body
+
+
+def append_message(
+    session_id: str,
+    role: str,
+    content: Content = "",
+    *,
+    name: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_call_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    token_count: int | None = None,
+    item: Mapping[str, Any] | None = None,
+    status: str | None = None,
+    traits_patch: Mapping[str, Any] | None = None,
+    user_traits_patch: Mapping[str, Any] | None = None,
+    expected_last_seq: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Message]:
+    """Append one message (a string or content parts; `item` a provider-native object kept
+    verbatim). `traits_patch`/`user_traits_patch` change the session's and its user's traits
+    in the same transaction. `expected_last_seq` refuses (412) if another writer appended
+    first. Retried safely: the Idempotency-Key makes a second delivery answer the first."""
+    message = NewMessage(
+        role,
+        content,
+        name=name,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+        metadata=dict(metadata) if metadata is not None else None,
+        token_count=token_count,
+        item=dict(item) if item is not None else None,
+        status=status,
+    )
+    body = {**message.to_json(), **_append_body(traits_patch, user_traits_patch)}
+    return Call(
+        "POST",
+        f"/v1/sessions/{segment(session_id)}/messages",
+        _message,
+        params=query(expected_last_seq=expected_last_seq),
+        json=body,
+        headers={"Idempotency-Key": idempotency_key or new_idempotency_key()},
+    )
+
+
+def append_messages(
+    session_id: str,
+    messages: Sequence[NewMessage | Mapping[str, Any]],
+    *,
+    traits_patch: Mapping[str, Any] | None = None,
+    user_traits_patch: Mapping[str, Any] | None = None,
+    expected_last_seq: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[list[Message]]:
+    """Append up to 500 messages at once, all or nothing, with consecutive seqs."""
+    body = _append_body(traits_patch, user_traits_patch)
+    body["messages"] = [m.to_json() if isinstance(m, NewMessage) else dict(m) for m in messages]
+    return Call(
+        "POST",
+        f"/v1/sessions/{segment(session_id)}/messages/batch",
+        _messages,
+        params=query(expected_last_seq=expected_last_seq),
+        json=body,
+        headers={"Idempotency-Key": idempotency_key or new_idempotency_key()},
+    )
+
+
+def list_messages(
+    session_id: str,
+    *,
+    order: str | None = None,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    role: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[Page[Message]]:
+    """One page of the history (`order="desc", limit=50`: the last 50, newest first)."""
+    params = query(
+        order=order,
+        after_seq=after_seq,
+        before_seq=before_seq,
+        role=role,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Call("GET", f"/v1/sessions/{segment(session_id)}/messages", _message_page, params=params)
+
+
+def get_message(session_id: str, message_id: str) -> Call[Message]:
+    path = f"/v1/sessions/{segment(session_id)}/messages/{segment(message_id)}"
+    return Call("GET", path, _message)
+
+
+def truncate_messages(
+    session_id: str, after_seq: int, *, expected_last_seq: int | None = None
+) -> Call[int]:
+    """Delete every message after `after_seq` (0: all); how many went."""
+    return Call(
+        "DELETE",
+        f"/v1/sessions/{segment(session_id)}/messages",
+        lambda answer: int(answer.body["deleted"]),
+        params=query(after_seq=after_seq, expected_last_seq=expected_last_seq),
+        resend=Resend.IF_NOT_RECEIVED,
+    )
+
+
+def pop_message(session_id: str, *, expected_last_seq: int | None = None) -> Call[Message]:
+    """Remove the message with the highest seq and answer it (atomic: two pops never answer
+    the same message). NotFoundError when the session has none."""
+    return Call(
+        "DELETE",
+        f"/v1/sessions/{segment(session_id)}/messages/last",
+        _message,
+        params=query(expected_last_seq=expected_last_seq),
+        resend=Resend.IF_NOT_RECEIVED,
+    )
+
+
+def append_delta(session_id: str, message_id: str, content: str) -> Call[DeltaAck]:
+    """Add text to an `in_progress` message (sent once: a delta has no idempotency key)."""
+    path = f"/v1/sessions/{segment(session_id)}/messages/{segment(message_id)}/deltas"
+    return Call(
+        "POST",
+        path,
+        lambda answer: DeltaAck.from_json(answer.body),
+        json={"content": content},
+        resend=Resend.IF_NOT_RECEIVED,
+    )
+
+
+def close_message(
+    session_id: str,
+    message_id: str,
+    status: str = "completed",
+    *,
+    content: Content = UNSET,
+    token_count: int | None = UNSET,
+    metadata: Mapping[str, Any] | None = UNSET,
+    item: Mapping[str, Any] | None = UNSET,
+) -> Call[Message]:
+    """Close an `in_progress` message `completed` or `interrupted`."""
+    fields = {"content": content, "token_count": token_count, "metadata": metadata, "item": item}
+    body = {"status": status, **{k: v for k, v in fields.items() if v is not UNSET}}
+    path = f"/v1/sessions/{segment(session_id)}/messages/{segment(message_id)}"
+    return Call("PATCH", path, _message, json=body, resend=Resend.IF_NOT_RECEIVED)
+
+
+def get_context(
+    session_id: str, *, max_messages: int | None = None, max_tokens: int | None = None
+) -> Call[list[ContextMessage]]:
+    """The history as a ready LLM prompt, trimmed to the budget."""
+    return Call(
+        "GET",
+        f"/v1/sessions/{segment(session_id)}/context",
+        lambda answer: [ContextMessage.from_json(m) for m in answer.body["messages"]],
+        params=query(max_messages=max_messages, max_tokens=max_tokens),
+    )
+
+
+# Tool calls
+
+
+def _tool_call(answer: Answer) -> ToolCall:
+    return ToolCall.from_json(answer.body)
+
+
+def create_tool_call(
+    session_id: str,
+    tool_call_id: str,
+    tool_name: str,
+    *,
+    arguments: Any = None,
+    message_id: str | None = None,
+) -> Call[ToolCall]:
+    body = query(tool_call_id=tool_call_id, tool_name=tool_name, message_id=message_id)
+    if arguments is not None:
+        body["arguments"] = arguments
+    path = f"/v1/sessions/{segment(session_id)}/tool-calls"
+    return Call("POST", path, _tool_call, json=body, resend=Resend.IF_NOT_RECEIVED)
+
+
+def update_tool_call(
+    session_id: str,
+    tool_call_pk: str,
+    status: str,
+    *,
+    result: Any = UNSET,
+    error: str | None = UNSET,
+    duration_ms: int | None = UNSET,
+) -> Call[ToolCall]:
+    fields = {"result": result, "error": error, "duration_ms": duration_ms}
+    body = {"status": status, **{k: v for k, v in fields.items() if v is not UNSET}}
+    path = f"/v1/sessions/{segment(session_id)}/tool-calls/{segment(tool_call_pk)}"
+    return Call("PATCH", path, _tool_call, json=body, resend=Resend.IF_NOT_RECEIVED)
+
+
+def list_tool_calls(
+    session_id: str,
+    *,
+    status: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[Page[ToolCall]]:
+    return Call(
+        "GET",
+        f"/v1/sessions/{segment(session_id)}/tool-calls",
+        lambda answer: Page(
+            [ToolCall.from_json(item) for item in answer.body["data"]], answer.body["next_cursor"]
+        ),
+        params=query(status=status, limit=limit, cursor=cursor),
+    )
+
+
+# Search, export and import, stats, end-users
+
+
+def search(
+    q: str,
+    *,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    role: str | None = None,
+    limit: int | None = None,
+) -> Call[list[SearchHit]]:
+    """Full-text search over the tenant's messages, best match first."""
+    return Call(
+        "GET",
+        "/v1/search",
+        lambda answer: [SearchHit.from_json(hit) for hit in answer.body["data"]],
+        params=query(q=q, session_id=session_id, user_id=user_id, role=role, limit=limit),
+    )
+
+
+def export_session(session_id: str) -> Call[SessionExport]:
+    path = f"/v1/sessions/{segment(session_id)}/export"
+    return Call("GET", path, lambda answer: SessionExport.from_json(answer.body))
+
+
+def import_session(document: SessionExport | Mapping[str, Any]) -> Call[Session]:
+    """A new session from an export document (of this tenant or another)."""
+    body = document.document if isinstance(document, SessionExport) else dict(document)
+    return Call("POST", "/v1/sessions/import", _session, json=body, resend=Resend.IF_NOT_RECEIVED)
+
+
+def get_stats() -> Call[Stats]:
+    return Call("GET", "/v1/stats", lambda answer: Stats.from_json(answer.body))
+
+
+def _user_traits(answer: Answer) -> UserTraits:
+    return UserTraits.from_json(answer.body)
+
+
+def get_user_traits(user_id: str) -> Call[UserTraits]:
+    """An end-user's traits, shared by all their sessions ({} at version 0 if never set)."""
+    return Call("GET", f"/v1/users/{segment(user_id)}/traits", _user_traits)
+
+
+def patch_user_traits(
+    user_id: str, patch: Mapping[str, Any], *, if_match: int | None = None
+) -> Call[UserTraits]:
+    """JSON Merge Patch of the end-user's traits (a key set to None is removed)."""
+    resend = Resend.ALWAYS if if_match is None else Resend.IF_NOT_RECEIVED
+    path = f"/v1/users/{segment(user_id)}/traits"
+    return Call(
+        "PATCH", path, _user_traits, json=dict(patch), headers=_if_match(if_match), resend=resend
+    )
+
+
+def replace_user_traits(
+    user_id: str, traits: Mapping[str, Any], *, if_match: int | None = None
+) -> Call[UserTraits]:
+    resend = Resend.ALWAYS if if_match is None else Resend.IF_NOT_RECEIVED
+    path = f"/v1/users/{segment(user_id)}/traits"
+    return Call(
+        "PUT", path, _user_traits, json=dict(traits), headers=_if_match(if_match), resend=resend
+    )
+
+
+def erase_user(user_id: str) -> Call[int]:
+    """Erase every session of this end-user, and their traits; how many sessions went. Sent
+    twice, the second erases nothing more."""
+    return Call(
+        "DELETE",
+        f"/v1/users/{segment(user_id)}",
+        lambda answer: int(answer.body["deleted_sessions"]),
+    )
