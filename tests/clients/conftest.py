@@ -11,14 +11,7 @@ import httpx
 import pytest
 
 from service_process import ServiceProcess
-from support import (
-    ADMIN,
-    TEST_DATABASE_URL,
-    create_migrated_postgres_database,
-    drop_postgres_database,
-)
-
-ENGINES = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
+from support import ADMIN, create_migrated_postgres_database, drop_postgres_database
 
 
 @dataclass
@@ -52,13 +45,15 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servic
 _tenants = iter(range(1_000_000))
 
 
-@pytest.fixture(params=ENGINES)
-def service(request: pytest.FixtureRequest) -> Service:
-    server: ServiceProcess = request.getfixturevalue(f"{request.param}_server")
+@pytest.fixture
+def service(engine_name: str, request: pytest.FixtureRequest) -> Service:
+    """A tenant of its own on the engine's server (the root conftest's `engine_name`: every
+    engine, or the one a `sqlite_only`/`postgres_only` mark names)."""
+    server: ServiceProcess = request.getfixturevalue(f"{engine_name}_server")
     created = httpx.post(
         f"{server.base_url}/v1/admin/tenants",
         json={"name": f"tenant-{next(_tenants)}"},
         headers=ADMIN,
     )
     assert created.status_code == 201, created.text
-    return Service(request.param, server.base_url, created.json()["api_key"])
+    return Service(engine_name, server.base_url, created.json()["api_key"])
