@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+
 from chat_sessions_client import (
     UNSET,
     AsyncChatSessionsClient,
@@ -20,7 +21,6 @@ from chat_sessions_client import (
     PreconditionFailedError,
     Session,
 )
-
 from clients.conftest import Service
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from chat_sessions_client import (
     APIConnectionError,
     APITimeoutError,
@@ -19,7 +20,6 @@ from chat_sessions_client import (
     Retries,
     ServerError,
 )
-
 from clients.conftest import Service
 
 NO_WAIT = Retries(backoff_seconds=0)
