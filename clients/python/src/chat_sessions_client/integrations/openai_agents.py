@@ -33,7 +33,7 @@ _ROLES = {"system", "developer", "user", "assistant"}
 
 def to_message(item: TResponseInputItem) -> NewMessage:
     """The message that stores `item`: the item verbatim, role and text derived from it."""
-    raw: dict[str, Any] = dict(item)  # type: ignore[arg-type]
+    raw: dict[str, Any] = dict(item)
     kind = raw.get("type", "message")
     if kind == "message" and raw.get("role") in _ROLES:
         return NewMessage(str(raw["role"]), text_of(raw.get("content")), item=raw)
@@ -50,7 +50,8 @@ def to_item(message: Message) -> TResponseInputItem:
     the plain API), a message item built from its role and content."""
     if message.item is not None:
         return message.item  # type: ignore[return-value]
-    return {"role": message.role, "content": message.content}  # type: ignore[return-value, typeddict-item]
+    fallback: Any = {"role": message.role, "content": message.content}
+    return fallback  # type: ignore[no-any-return]
 
 
 class ChatSessionsSession(SessionABC):
