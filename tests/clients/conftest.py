@@ -33,7 +33,7 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceP
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+def postgresql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     url = create_migrated_postgres_database("cs_clients")
     server = ServiceProcess(tmp_path_factory.mktemp("pg-server"), DATABASE_URL=url, WORKERS="2")
     yield server
