@@ -31,13 +31,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests migrations bench
-	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/ruff check src tests migrations bench clients/python
+	$(BIN)/ruff format --check src tests migrations bench clients/python
 	$(BIN)/mypy src
+	$(BIN)/mypy --strict clients/python/src
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests migrations bench
-	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests migrations bench clients/python
+	$(BIN)/ruff check --fix src tests migrations bench clients/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
