@@ -4,8 +4,9 @@ sending), so the two cannot drift apart; what differs is only how a call is sent
 on, and how listings are walked page by page.
 
 Phase 2 (branches, fork, the event stream) slots in the same way: an operation function per
-route in `operations.py` and one line here; the event stream as an `AsyncIterator` method of
-the async client (and an `Iterator` on the sync one) that resumes with `Last-Event-ID`."""
+route (`message_operations.py`, `operations.py`) and one line here; the event stream as an
+`AsyncIterator` method of the async client (an `Iterator` on the sync one) that resumes with
+`Last-Event-ID`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import httpx
 
+from chat_sessions_client import message_operations as mop
 from chat_sessions_client import operations as op
 from chat_sessions_client.calls import Answer, Call, Retries
 from chat_sessions_client.errors import APIConnectionError, APITimeoutError, error_for
@@ -56,7 +58,7 @@ class Operation(Generic[P, T]):
 
 
 class _Operations:
-    """The tenant API (operations.py has each one's documentation)."""
+    """The tenant API (operations.py and message_operations.py document each operation)."""
 
     create_session = Operation(op.create_session)
     get_session = Operation(op.get_session)
@@ -65,15 +67,15 @@ class _Operations:
     update_session = Operation(op.update_session)
     replace_traits = Operation(op.replace_traits)
     delete_session = Operation(op.delete_session)
-    append_message = Operation(op.append_message)
-    append_messages = Operation(op.append_messages)
-    list_messages = Operation(op.list_messages)
-    get_message = Operation(op.get_message)
-    truncate_messages = Operation(op.truncate_messages)
-    pop_message = Operation(op.pop_message)
-    append_delta = Operation(op.append_delta)
-    close_message = Operation(op.close_message)
-    get_context = Operation(op.get_context)
+    append_message = Operation(mop.append_message)
+    append_messages = Operation(mop.append_messages)
+    list_messages = Operation(mop.list_messages)
+    get_message = Operation(mop.get_message)
+    truncate_messages = Operation(mop.truncate_messages)
+    pop_message = Operation(mop.pop_message)
+    append_delta = Operation(mop.append_delta)
+    close_message = Operation(mop.close_message)
+    get_context = Operation(mop.get_context)
     create_tool_call = Operation(op.create_tool_call)
     update_tool_call = Operation(op.update_tool_call)
     list_tool_calls = Operation(op.list_tool_calls)
@@ -162,7 +164,7 @@ class ChatSessionsClient(_Operations):
 
     def iter_messages(self, session_id: str, **filters: Any) -> Iterator[Message]:
         """Every message (with `list_messages`'s filters), page after page by cursor."""
-        return self._pages(lambda cursor: op.list_messages(session_id, cursor=cursor, **filters))
+        return self._pages(lambda cursor: mop.list_messages(session_id, cursor=cursor, **filters))
 
     def iter_sessions(self, **filters: Any) -> Iterator[Session]:
         return self._pages(lambda cursor: op.list_sessions(cursor=cursor, **filters))
@@ -227,7 +229,7 @@ class AsyncChatSessionsClient(_Operations):
 
     def iter_messages(self, session_id: str, **filters: Any) -> AsyncIterator[Message]:
         """Every message (with `list_messages`'s filters), page after page by cursor."""
-        return self._pages(lambda cursor: op.list_messages(session_id, cursor=cursor, **filters))
+        return self._pages(lambda cursor: mop.list_messages(session_id, cursor=cursor, **filters))
 
     def iter_sessions(self, **filters: Any) -> AsyncIterator[Session]:
         return self._pages(lambda cursor: op.list_sessions(cursor=cursor, **filters))
