@@ -5,7 +5,7 @@ in sqlite.py and postgres.py; services see `Transaction` alone."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -15,7 +15,7 @@ from chat_sessions.db.migrate import upgrade_on_connection
 from chat_sessions.db.postgres import PostgresEngine
 from chat_sessions.db.prepared import Prepared
 from chat_sessions.db.sqlite import SQLiteEngine
-from chat_sessions.db.transaction import Engine, Transaction
+from chat_sessions.db.transaction import Engine, SessionChange, Transaction
 from chat_sessions.settings import Settings
 
 
@@ -31,6 +31,8 @@ class Database:
             if self.is_sqlite
             else PostgresEngine(self.url, settings)
         )
+        # Who hears of committed changes (the event hub, events/hub.py).
+        self.change_listeners: list[Callable[[Sequence[SessionChange]], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -62,6 +64,18 @@ class Database:
             await transaction.finish(commit=False)
             raise
         await transaction.finish(commit=True)
+        self.announce_changes(transaction)
+
+    def announce_changes(self, committed: Transaction) -> None:
+        """The after-commit hook: tell the listeners what a transaction changed, called by
+        whoever committed it, and only after the commit succeeded. Synchronous, so changes are
+        announced in the order their commits returned (SQLite's group commit wakes its
+        transactions in the order they wrote)."""
+        changes = committed.changes
+        if changes:
+            committed.changes = None
+            for listener in self.change_listeners:
+                listener(changes)
 
     async def read(
         self, prepared: Prepared, parameters: Mapping[str, Any]

@@ -1,0 +1,59 @@
+"""The event stream route: `GET /v1/sessions/{id}/events` (the hub opens the stream)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.params import HeaderParameter
+from litestar.response import ServerSentEvent
+
+from chat_sessions.caller import Caller
+from chat_sessions.errors import problem_responses
+from chat_sessions.events.hub import EventHub
+from chat_sessions.messages.routes import Seq
+
+LastEventId = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Last-Event-ID",
+        max_length=100,
+        description="Resume after this event (what EventSource sends when it reconnects)",
+    ),
+]
+
+
+@get(
+    "/sessions/{session_id:str}/events",
+    tags=["events"],
+    summary="Follow a session live (Server-Sent Events)",
+    description=(
+        "`text/event-stream`: `message.created`, `message.delta`, `message.updated`, "
+        "`messages.deleted`, `session.updated`, `session.deleted` (then the stream ends), each "
+        "with an opaque `id` and JSON `data`; a `: ping` comment at least every 15 s. With "
+        "`Last-Event-ID` the stream first sends what the client missed (every message it has "
+        "not seen, as it is now); `after_seq=N` starts after seq N; with neither it starts "
+        "with what happens from now on. `429` past MAX_STREAMS_PER_TENANT open streams."
+    ),
+    responses=problem_responses(400, 401, 404, 429),
+)
+async def follow_session(
+    caller: Caller,
+    state: State,
+    request: Request,  # type: ignore[type-arg]
+    session_id: str,
+    after_seq: Seq = None,
+    last_event_id: LastEventId = None,
+) -> ServerSentEvent:
+    hub: EventHub = state.event_hub
+    stream = await hub.follow(
+        caller.tx,
+        tenant_id=caller.tenant_id,
+        session_id=session_id,
+        after_seq=after_seq,
+        last_event_id=last_event_id,
+        scope=request.scope,  # type: ignore[arg-type]
+    )
+    # A proxy (nginx) must pass each event on as it comes, not buffer the response.
+    return ServerSentEvent(stream.events(), headers={"X-Accel-Buffering": "no"})
