@@ -44,7 +44,7 @@ class EventHub:
         self._settings = settings
         self._streams: dict[str, set[EventStream]] = {}
         self._per_tenant: Counter[str] = Counter()
-        self._catch_ups: asyncio.Semaphore | None = None
+        self._catch_ups = asyncio.Semaphore(CONCURRENT_CATCH_UPS)
         self._relay = (
             None
             if database.is_sqlite
@@ -52,7 +52,6 @@ class EventHub:
         )
 
     async def start(self) -> None:
-        self._catch_ups = asyncio.Semaphore(CONCURRENT_CATCH_UPS)
         self._database.change_listeners.append(self.committed)
         _HUBS.add(self)
         if self._relay is not None:
@@ -98,7 +97,6 @@ class EventHub:
                 f"this tenant has {limit} open event streams on this process, the most it may",
                 headers={"Retry-After": "1"},
             )
-        assert self._catch_ups is not None, "the hub is started by the app's lifespan"
         stream = EventStream(
             self._database,
             follower,
@@ -136,10 +134,14 @@ class EventHub:
         after_seq: int | None,
         last_event_id: str | None,
         scope: dict[str, Any],
-    ) -> EventStream:
+        head: bool = False,
+    ) -> EventStream | None:
         """A stream of the session (404 when the tenant has none such): resuming after
-        `last_event_id` (which wins) or after `after_seq`, else from now on."""
+        `last_event_id` (which wins) or after `after_seq`, else from now on. None for a
+        `head` request, which gets the stream's headers only."""
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
+        if head:
+            return None
         if last_event_id is not None:
             follower = Follower.resuming(tenant_id, session_id, last_event_id)
         else:

@@ -6,12 +6,14 @@ from typing import Annotated
 
 from litestar import Request, get
 from litestar.datastructures import State
-from litestar.params import HeaderParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter
 from litestar.response import ServerSentEvent
 
 from chat_sessions.caller import Caller
-from chat_sessions.errors import problem_responses
+from chat_sessions.errors import tenant_errors
 from chat_sessions.events.hub import EventHub
+from chat_sessions.http import HEAD_AS_GET
 from chat_sessions.messages.routes import Seq
 
 LastEventId = Annotated[
@@ -36,13 +38,13 @@ LastEventId = Annotated[
         "not seen, as it is now); `after_seq=N` starts after seq N; with neither it starts "
         "with what happens from now on. `429` past MAX_STREAMS_PER_TENANT open streams."
     ),
-    responses=problem_responses(400, 401, 404, 429),
+    responses=tenant_errors(404),
 )
 async def follow_session(
-    caller: Caller,
+    caller: NamedDependency[Caller],
     state: State,
     request: Request,  # type: ignore[type-arg]
-    session_id: str,
+    session_id: FromPath[str],
     after_seq: Seq = None,
     last_event_id: LastEventId = None,
 ) -> ServerSentEvent:
@@ -54,6 +56,9 @@ async def follow_session(
         after_seq=after_seq,
         last_event_id=last_event_id,
         scope=request.scope,  # type: ignore[arg-type]
+        head=HEAD_AS_GET in request.scope,
     )
     # A proxy (nginx) must pass each event on as it comes, not buffer the response.
-    return ServerSentEvent(stream.events(), headers={"X-Accel-Buffering": "no"})
+    return ServerSentEvent(
+        () if stream is None else stream.events(), headers={"X-Accel-Buffering": "no"}
+    )
