@@ -91,9 +91,10 @@ async def follow(
     base_url: str, session_id: str, headers: dict[str, str], *, query: str = ""
 ) -> AsyncIterator[Stream]:
     """A stream of the session on a connection of its own; 200 asserted."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=WAIT_SECONDS) as client:
-        async with client.stream(
-            "GET", f"/v1/sessions/{session_id}/events{query}", headers=headers
-        ) as response:
-            assert response.status_code == 200, await response.aread()
-            yield Stream(response, response.aiter_lines())
+    path = f"/v1/sessions/{session_id}/events{query}"
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=WAIT_SECONDS) as client,
+        client.stream("GET", path, headers=headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        yield Stream(response, response.aiter_lines())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,10 +275,14 @@ async def test_a_client_that_stops_reading_is_disconnected_and_resumes(
             resume = {**writer.headers, "Last-Event-ID": last_event_id}
             async with follow(server.base_url, session_id, resume) as stream:
                 missed = await stream.until("session.updated")
-        sent_before = sum(b"event: message.created" in event for event in whole)
+        seqs_before = [
+            int(re.findall(rb'"seq":(\d+)', event)[0])
+            for event in whole
+            if b"event: message.created" in event
+        ]
         created = [e for e in missed if e.kind == "message.created"]
         assert created[-1].data["seq"] == 61
-        assert created[0].data["seq"] <= sent_before + 1  # nothing skipped
+        assert created[0].data["seq"] <= seqs_before[-1] + 1  # nothing skipped
     finally:
         log = server.stop()
     assert "Traceback" not in log and "ERROR" not in log, log
@@ -297,6 +303,7 @@ async def test_shutdown_ends_open_streams_cleanly(tmp_path: Path) -> None:
             log = await asyncio.to_thread(server.stop)
             # Each stream ended as a response ends, not as a broken connection.
             assert await first.read_to_end() == [] and await second.read_to_end() == []
-    assert server.process.returncode == 0, log
+    # It ended by itself, within stop()'s wait (uvicorn ends a SIGTERM'd server by the signal).
+    assert server.process.returncode in (0, -signal.SIGTERM), log
     assert "Traceback" not in log and "ERROR" not in log, log
     assert "Finished server process" in log
