@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ from chat_sessions.db.transaction import SessionChange
 log = logging.getLogger(__name__)
 
 CHANNEL = "chat_sessions_events"
+# How the relay's connections show in pg_stat_activity (the process id tells them apart).
+APPLICATION_NAME = f"chat-sessions events {os.getpid()}"
 # NOTIFY refuses payloads of 8,000 bytes or more.
 MAX_PAYLOAD_BYTES = 7_900
 # Changes kept while the connection is down; past it the oldest go (the streams catch up on
@@ -115,7 +118,9 @@ class NotifyRelay:
         while True:
             connection: Any = None
             try:
-                connection = await asyncpg.connect(self._dsn)
+                connection = await asyncpg.connect(
+                    self._dsn, server_settings={"application_name": APPLICATION_NAME}
+                )
                 if delay > FIRST_RETRY_SECONDS:
                     log.info("the event relay's PostgreSQL connection is back")
                 delay = FIRST_RETRY_SECONDS
