@@ -1,5 +1,8 @@
-"""What `chat-sessions serve` adds to uvicorn: a read deadline on every request, and an access
-log without query strings.
+"""What `chat-sessions serve` adds to uvicorn: a read deadline on every request, an access log
+without query strings, and two hooks for event streams (events/): a shutdown that ends them
+first (uvicorn's graceful shutdown waits for open responses, and a stream never ends by
+itself), and, in each request's scope, what aborts its connection (a stream whose client
+stopped reading is dropped as a lost client is: no error logged, no buffer kept).
 
 uvicorn bounds only the idle time between two requests of a connection (`timeout_keep_alive`);
 nothing bounds how long a client takes to send a request, so a client trickling bytes holds a
