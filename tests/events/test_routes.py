@@ -173,3 +173,21 @@ async def test_a_commit_that_fails_announces_nothing(
     assert announced == []
     await append(client, tenant, session_id, "kept")
     assert announced == [SessionChange(session_id)]
+
+
+async def test_a_failing_listener_does_not_fail_a_committed_write(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    database: Database,
+    announced: list[SessionChange],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(_changes: Sequence[SessionChange]) -> None:
+        raise RuntimeError("a listener's bug")
+
+    database.change_listeners.insert(0, broken)
+    session_id = await new_session(client, tenant)
+    stored = await append(client, tenant, session_id, "kept")  # 201, asserted
+    assert stored["seq"] == 1
+    assert announced == [SessionChange(session_id)]  # the others still hear of it
+    assert "a listener of committed changes failed" in caplog.text

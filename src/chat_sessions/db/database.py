@@ -5,6 +5,7 @@ in sqlite.py and postgres.py; services see `Transaction` alone."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from chat_sessions.db.prepared import Prepared
 from chat_sessions.db.sqlite import SQLiteEngine
 from chat_sessions.db.transaction import Engine, SessionChange, Transaction
 from chat_sessions.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -75,7 +78,10 @@ class Database:
         if changes:
             committed.changes = None
             for listener in self.change_listeners:
-                listener(changes)
+                try:
+                    listener(changes)
+                except Exception:  # the write is committed: its answer must not fail now
+                    log.exception("a listener of committed changes failed")
 
     async def read(
         self, prepared: Prepared, parameters: Mapping[str, Any]

@@ -141,9 +141,14 @@ class EventStream:
         truncated_after, self._truncated_after = self._truncated_after, None
         self.backlog = 0
         try:
-            async with self._catch_ups:
-                return await read_catch_up(self._database, self.follower, truncated_after)
+            # Shielded: a client that goes away cancels the stream, and a read cancelled
+            # halfway would leave its transaction to a cancelled rollback.
+            return await asyncio.shield(self._read(truncated_after))
         except Exception:  # the database failed: end the stream; its client resumes from its id
             log.warning("an event stream could not read its session; ended it", exc_info=True)
             self.closing = True
             return []
+
+    async def _read(self, truncated_after: int | None) -> list[ServerSentEventMessage]:
+        async with self._catch_ups:
+            return await read_catch_up(self._database, self.follower, truncated_after)
