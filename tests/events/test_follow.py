@@ -252,3 +252,32 @@ async def test_event_ids_increase_and_resume_where_they_were(
 def test_an_event_id_this_service_did_not_send_is_refused(bad: str) -> None:
     with pytest.raises(BadRequest):
         Follower.resuming("t", "s", bad)
+
+
+async def test_pages_behind_an_answer_still_streaming_are_each_sent_once(
+    client: httpx.AsyncClient, tenant: Tenant, database: Database
+) -> None:
+    """The streaming answer keeps every later message unsettled: the next page must not take
+    them for gone."""
+    session_id = await new_session(client, tenant)
+    answer = {"role": "assistant", "content": "so far", "status": "in_progress"}
+    rest = [{"role": "user", "content": f"m{n}"} for n in range(PAGE * 2)]
+    batch = await client.post(
+        f"/v1/sessions/{session_id}/messages/batch",
+        json={"messages": [answer, *rest]},
+        headers=tenant.headers,
+    )
+    assert batch.status_code == 201, batch.text
+    follower = Follower(tenant.id, session_id, settled=0)
+    events: list[tuple[str, Any]] = []
+    for _ in range(5):
+        events += await catch_up(database, follower)
+        if follower.resume_from is None:
+            break
+    assert [kind for kind, _ in events if kind != "session.updated"] == ["message.created"] * (
+        PAGE * 2 + 1
+    )
+    assert [data["content"] for kind, data in events if kind == "message.created"] == [
+        "so far",
+        *(message["content"] for message in rest),
+    ]

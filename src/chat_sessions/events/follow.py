@@ -155,7 +155,7 @@ class Follower:
                     emit("messages.deleted", {"after_seq": 0})
                     start = 1
                     continue
-            self._forget_replaced(rows, complete=not full_page, emit=emit)
+            self._forget_replaced(rows, since=start, complete=not full_page, emit=emit)
             for message in rows:
                 self._tell(message, emit)
             start = rows[-1].seq + 1 if rows else start + 1
@@ -195,14 +195,19 @@ class Follower:
         if seq < self.settled:
             self.settled, self.anchor = seq, None
 
-    def _forget_replaced(self, rows: list[MessageRead], *, complete: bool, emit: Any) -> None:
+    def _forget_replaced(
+        self, rows: list[MessageRead], *, since: int, complete: bool, emit: Any
+    ) -> None:
         """Messages sent that are gone or another now, without an announcement saying so (it
-        was lost): the client drops everything from the first of them, and is sent it again."""
+        was lost): the client drops everything from the first of them, and is sent it again.
+        `rows` are the stored messages from seq `since` on (to the last, when `complete`)."""
         if not self.sent:
             return
         stored = {message.seq: message.id for message in rows}
         reach = rows[-1].seq if rows and not complete else None
         for seq in sorted(self.sent):
+            if seq < since:
+                continue
             if reach is not None and seq > reach:
                 return
             if stored.get(seq) != self.sent[seq].id:
