@@ -79,6 +79,7 @@ async def test_the_openapi_document_names_the_route(client: httpx.AsyncClient) -
     parameters = {parameter["name"] for parameter in operation["parameters"]}
     assert {"session_id", "after_seq", "Last-Event-ID"} <= parameters
     assert {"404", "429"} <= set(operation["responses"])
+    assert set(operation["responses"]["200"]["content"]) == {"text/event-stream"}
 
 
 async def test_writes_announce_their_session_after_commit(

@@ -29,6 +29,8 @@ LastEventId = Annotated[
 @get(
     "/sessions/{session_id:str}/events",
     tags=["events"],
+    media_type="text/event-stream",
+    response_description="The session's events, as they happen (a stream that stays open)",
     summary="Follow a session live (Server-Sent Events)",
     description=(
         "`text/event-stream`: `message.created`, `message.delta`, `message.updated`, "
