@@ -138,3 +138,25 @@ async def test_streams_on_two_workers_see_every_append_in_order(
         log = server.stop()
     assert seen == [[f"m{n}" for n in range(10)]] * 4
     assert "Traceback" not in log and "ERROR" not in log, log
+
+
+async def test_a_stream_resumes_on_the_other_process_mid_answer(
+    two_processes: list[ServiceProcess],
+) -> None:
+    """An event id carries what its client was told: any process resumes it."""
+    first, second = two_processes
+    async with Writer(first.base_url) as writer:
+        session_id = await writer.session()
+        async with follow(first.base_url, session_id, writer.headers) as stream:
+            answer_id = await writer.answer(session_id)
+            await writer.delta(session_id, answer_id, "Half")
+            await stream.until("message.delta")
+            last_event_id = str(stream.last_event_id)
+        await writer.delta(session_id, answer_id, " an answer")
+        resume = {**writer.headers, "Last-Event-ID": last_event_id}
+        async with follow(second.base_url, session_id, resume) as stream:
+            missed = await stream.next_event()
+            await writer.close(session_id, answer_id)
+            closed = await stream.until("message.updated")
+    assert (missed.kind, missed.data["content"]) == ("message.created", "Half an answer")
+    assert closed[-1].data["status"] == "completed"
