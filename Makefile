@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test migrate lint format bench cleanup clean
+.PHONY: run test migrate lint format bench bench-streams cleanup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 # BENCH_ARGS="--database-url postgresql+asyncpg://... --workers 1 2" for PostgreSQL.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Live events on their own (bench/streams.py): 1,000 open streams, an append every 10 ms.
+# BENCH_ARGS="--database-url postgresql+asyncpg://... --workers 2" for two processes.
+bench-streams: $(STAMP)
+	$(BIN)/python bench/streams.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations bench clients/python

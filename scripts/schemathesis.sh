@@ -33,7 +33,9 @@ SCHEMA="http://127.0.0.1:$PORT/schema/openapi.json"
 common=(--checks all --phases examples,coverage,fuzzing,stateful -n "$MAX_EXAMPLES"
         --wait-for-schema 30 --workers 1 --seed 1 --warnings off ${ST_ARGS:-})
 status=0
-"$BIN/st" --config-file scripts/schemathesis.toml run "$SCHEMA" "${common[@]}" --exclude-path-regex '^/v1/admin/' \
+# An event stream (/events) of a session that exists never ends, so a check would wait on it
+# forever: its answers before the stream begins are tested in tests/events/test_routes.py.
+"$BIN/st" --config-file scripts/schemathesis.toml run "$SCHEMA" "${common[@]}" --exclude-path-regex '^/v1/admin/|/events$' \
   -H "Authorization: Bearer $KEY" || status=1
 "$BIN/st" --config-file scripts/schemathesis.toml run "$SCHEMA" "${common[@]}" --include-path-regex '^/v1/admin/' \
   -H "Authorization: Bearer $ADMIN_TOKEN" || status=1

@@ -24,6 +24,8 @@ from chat_sessions.conversations.errors import OPENAI_EXCEPTION_HANDLERS
 from chat_sessions.conversations.routes import ConversationController
 from chat_sessions.db import Database, Transaction, head_revision
 from chat_sessions.errors import EXCEPTION_HANDLERS, problem, problem_responses
+from chat_sessions.events.hub import EventHub
+from chat_sessions.events.routes import follow_session
 from chat_sessions.http import App
 from chat_sessions.messages.routes import MessageController
 from chat_sessions.messages.streaming import interrupt_idle_periodically
@@ -73,13 +75,15 @@ async def provide_caller(
     the handler's exception in at the `yield`: then it is rolled back. (Begun and finished
     here rather than through `Database.transaction`: the hot path, and each context-manager
     layer costs a few µs.)"""
-    tx = state.database.begin(write=is_write(request))
+    database: Database = state.database
+    tx = database.begin(write=is_write(request))
     try:
         yield Caller(tx=tx, tenant_id=request.scope["state"]["tenant_id"], settings=state.settings)
     except BaseException:
         await tx.finish(commit=False)
         raise
     await tx.finish(commit=True)
+    database.announce_changes(tx)  # to the event streams, now that it is committed
 
 
 async def check_tenant_request(request: Request[Any, Any, Any]) -> None:
@@ -136,11 +140,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     database = database or Database(settings)
     key_usage = KeyUsage()
     searcher = search_backend(database)
+    event_hub = EventHub(database, settings)
     head = head_revision()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await database.start()
+        await event_hub.start()
         # Start-up leaves ~120,000 long-lived objects (routes, schemas, SQLAlchemy's caches);
         # moved out of the collector's reach, a full collection no longer walks them all
         # (measured: append p99 70 ms -> 14 ms under load).
@@ -164,6 +170,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         try:
             yield
         finally:
+            await event_hub.stop()  # ends the streams still open (see events/hub.py)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -183,6 +190,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             TransferController,
             search,
             get_stats,
+            follow_session,
             erase_user_route,
             UserTraitsController,
         ],
@@ -245,6 +253,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 "key_cache": KeyCache(settings.api_key_cache_seconds),
                 "key_usage": key_usage,
                 "search": searcher,
+                "event_hub": event_hub,
                 "handler_shapes": {},  # bodies.shape_of
             }
         ),

@@ -128,6 +128,11 @@ class UnsupportedMediaType(DomainError):
     title = "Unsupported Media Type"
 
 
+class TooManyRequests(DomainError):
+    status_code = 429
+    title = "Too Many Requests"
+
+
 class ServiceUnavailable(DomainError):
     status_code = 503
     title = "Service Unavailable"

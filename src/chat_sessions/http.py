@@ -2,7 +2,8 @@
 entry point, before Litestar routes the request:
 
 - `HEAD` on every `GET` route: routed as the `GET`, answered with its status and headers and
-  no body (Litestar 2 answers 405 to a HEAD it has no handler for).
+  no body (Litestar 2 answers 405 to a HEAD it has no handler for). The scope says so
+  (`HEAD_AS_GET`), for a route whose body never ends (an event stream).
 - `OPTIONS` lists every method of the path. Litestar 2 makes the OPTIONS handler when a path's
   first handler is registered, and it keeps listing that handler's methods only
   (litestar#4169, fixed in Litestar 3): GET and POST of /v1/sessions answered `OPTIONS, POST`.
@@ -23,6 +24,9 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Receive, Scope, Send
 
 from chat_sessions.errors import PROBLEM_JSON, allow_header, problem_body
+
+# In the scope of a HEAD routed as a GET.
+HEAD_AS_GET = "chat_sessions.head_as_get"
 
 
 class App(Litestar):
@@ -47,7 +51,7 @@ class App(Litestar):
         method = scope["method"]
         if method == "HEAD":
             # A copy: the server's own scope (its access log) keeps saying HEAD.
-            as_get: Any = {**scope, "method": "GET"}
+            as_get: Any = {**scope, "method": "GET", HEAD_AS_GET: True}
             await super().__call__(as_get, receive, _without_body(send))
         elif method == "OPTIONS":
             await super().__call__(scope, receive, self._with_full_allow(scope, send))

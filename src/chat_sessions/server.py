@@ -1,5 +1,8 @@
-"""What `chat-sessions serve` adds to uvicorn: a read deadline on every request, and an access
-log without query strings.
+"""What `chat-sessions serve` adds to uvicorn: a read deadline on every request, an access log
+without query strings, and two hooks for event streams (events/): a shutdown that ends them
+first (uvicorn's graceful shutdown waits for open responses, and a stream never ends by
+itself), and, in each request's scope, what aborts its connection (a stream whose client
+stopped reading is dropped as a lost client is: no error logged, no buffer kept).
 
 uvicorn bounds only the idle time between two requests of a connection (`timeout_keep_alive`);
 nothing bounds how long a client takes to send a request, so a client trickling bytes holds a
@@ -28,6 +31,8 @@ from typing import Any
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from chat_sessions.events.hub import end_all_streams
+from chat_sessions.events.stream import ABORT_EXTENSION
 from chat_sessions.settings import Settings
 
 log = logging.getLogger("chat_sessions")
@@ -103,7 +108,17 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.headers_pending = False
+        # An event stream whose client stopped reading is dropped as a lost client is: the
+        # buffered bytes discarded, the application told of a disconnect (events/stream.py).
+        extensions: Any = self.scope.setdefault("extensions", {})
+        extensions[ABORT_EXTENSION] = self.transport.abort
         super().on_headers_complete()
+
+    def shutdown(self) -> None:
+        # uvicorn waits for every open response before it shuts the application down, and an
+        # event stream never ends by itself: end them as the shutdown begins.
+        end_all_streams()
+        super().shutdown()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

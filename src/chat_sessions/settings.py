@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # An in_progress message that gets nothing for this long becomes `interrupted`.
     stream_idle_seconds: float = Field(default=120.0, gt=0)
 
+    # Event streams (GET /v1/sessions/{id}/events): a `: ping` comment this often on a quiet
+    # stream (proxies close silent connections); open streams per tenant and process (beyond:
+    # 429); changes a stream may fall behind by while its client does not read, before it is
+    # disconnected (the client resumes with Last-Event-ID).
+    events_ping_seconds: float = Field(default=15.0, gt=0, le=15)
+    max_streams_per_tenant: int = Field(default=1000, ge=1)
+    events_backlog_limit: int = Field(default=1000, ge=1)
+
     # When set, `serve` applies every tenant's retention rules this often, in the background.
     cleanup_interval_seconds: float | None = Field(default=None, gt=0)
 

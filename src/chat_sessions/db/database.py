@@ -5,7 +5,8 @@ in sqlite.py and postgres.py; services see `Transaction` alone."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -15,8 +16,10 @@ from chat_sessions.db.migrate import upgrade_on_connection
 from chat_sessions.db.postgres import PostgresEngine
 from chat_sessions.db.prepared import Prepared
 from chat_sessions.db.sqlite import SQLiteEngine
-from chat_sessions.db.transaction import Engine, Transaction
+from chat_sessions.db.transaction import Engine, SessionChange, Transaction
 from chat_sessions.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -31,6 +34,8 @@ class Database:
             if self.is_sqlite
             else PostgresEngine(self.url, settings)
         )
+        # Who hears of committed changes (the event hub, events/hub.py).
+        self.change_listeners: list[Callable[[Sequence[SessionChange]], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -62,6 +67,21 @@ class Database:
             await transaction.finish(commit=False)
             raise
         await transaction.finish(commit=True)
+        self.announce_changes(transaction)
+
+    def announce_changes(self, committed: Transaction) -> None:
+        """The after-commit hook: tell the listeners what a transaction changed, called by
+        whoever committed it, and only after the commit succeeded. Synchronous, so changes are
+        announced in the order their commits returned (SQLite's group commit wakes its
+        transactions in the order they wrote)."""
+        changes = committed.changes
+        if changes:
+            committed.changes = None
+            for listener in self.change_listeners:
+                try:
+                    listener(changes)
+                except Exception:  # the write is committed: its answer must not fail now
+                    log.exception("a listener of committed changes failed")
 
     async def read(
         self, prepared: Prepared, parameters: Mapping[str, Any]

@@ -1,11 +1,16 @@
 """What each engine implements: the `Transaction` a service gets, and the `Engine` that hands
-them out (sqlite.py, postgres.py). The `Database` (database.py) holds one engine."""
+them out (sqlite.py, postgres.py). The `Database` (database.py) holds one engine.
+
+Also the after-commit hook every engine's transaction shares: a service notes which sessions
+it changed (`note_change`), and whoever commits the transaction announces them once the commit
+has succeeded (`Database.announce_changes`), never for a rolled-back one. The event streams
+(events/) are what listens."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import CursorResult
@@ -13,10 +18,28 @@ from sqlalchemy.engine import CursorResult
 from chat_sessions.db.prepared import Prepared
 
 
+class SessionChange(NamedTuple):
+    """A committed change of a session's messages or of the session itself. `truncated_after`:
+    every message with a seq above it was removed (a truncation, a pop, a deletion), which a
+    follower cannot tell from the rows that remain."""
+
+    session_id: str
+    truncated_after: int | None = None
+
+
 class Transaction(abc.ABC):
     """What a service gets: one database transaction, begun on its first statement."""
 
     dialect: str
+    # What this transaction changed, in the order it changed it; None until the first change
+    # (a class default: engines' transactions need no constructor of their own for it).
+    changes: list[SessionChange] | None = None
+
+    def note_change(self, session_id: str, *, truncated_after: int | None = None) -> None:
+        """Announce, once this transaction has committed, that the session changed."""
+        if self.changes is None:
+            self.changes = []
+        self.changes.append(SessionChange(session_id, truncated_after))
 
     @abc.abstractmethod
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:

@@ -32,6 +32,8 @@ async def truncate_after(
         which=messages.c.seq > after_seq,
         expected_last_seq=expected_last_seq,
     )
+    if removed:
+        tx.note_change(session_id, truncated_after=after_seq)
     return len(removed)
 
 
@@ -87,7 +89,9 @@ async def _remove_one(
     )
     if not removed:
         raise NotFound(absent)
-    return build_messages(removed)[0]
+    message = build_messages(removed)[0]
+    tx.note_change(session_id, truncated_after=message.seq - 1)  # the rest is sent again
+    return message
 
 
 async def _remove_messages(

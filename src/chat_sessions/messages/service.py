@@ -256,6 +256,7 @@ async def append_messages(
         for offset, message in enumerate(new)
     ]
     await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
+    tx.note_change(session_id)  # for the event streams (events/), once committed
     return build_messages(map(_WRITTEN, rows)), False
 
 

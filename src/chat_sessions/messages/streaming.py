@@ -118,6 +118,7 @@ async def append_delta(
     updated = await tx.run(_APPEND_DELTA, parameters)
     if updated:
         seq, length = updated[0]
+        tx.note_change(session_id)
         return DeltaAck(id=message_id, seq=seq, length=length)
     found: Any = (await tx.execute(_DELTA_REFUSED, scope)).first()
     if found is None:
@@ -208,6 +209,7 @@ async def close_message(
     await _touch_session(
         tx, session_id, now, tokens=(final.token_count or 0) - (stored.token_count or 0)
     )
+    tx.note_change(session_id)
     return build_messages(closed)[0]
 
 
@@ -270,6 +272,7 @@ async def interrupt_idle(database: Database, *, idle_seconds: float, now: dateti
                 ).all()
                 if closed:
                     await _touch_session(tx, session_id, now)
+                    tx.note_change(session_id)
                 interrupted += len(closed)
         if len(silent) < SWEEP_BATCH:
             return interrupted

@@ -145,7 +145,9 @@ async def _write_session(
         .values(**values, updated_at=utcnow(), version=sessions.c.version + 1)
         .returning(*SESSION_COLUMNS)
     )
-    return build(SessionRead, await tx.execute(statement))[0]
+    written = build(SessionRead, await tx.execute(statement))[0]
+    tx.note_change(session_id)  # for the event streams (events/), once committed
+    return written
 
 
 async def update_session(
@@ -215,3 +217,4 @@ async def delete_session(
     )
     if result.rowcount == 0:
         raise not_found()
+    tx.note_change(session_id)

@@ -87,10 +87,16 @@ async def erase_user(tx: Transaction, *, tenant_id: str, user_id: str) -> int:
     """Every session of the user and the user's traits, in one transaction; messages and tool
     calls go by the database's cascade. (Sessions first, then traits: the order in which an
     append with a user traits patch locks them.)"""
-    result = await tx.execute(
-        delete(sessions).where(sessions.c.tenant_id == tenant_id, sessions.c.user_id == user_id)
-    )
+    erased = (
+        await tx.execute(
+            delete(sessions)
+            .where(sessions.c.tenant_id == tenant_id, sessions.c.user_id == user_id)
+            .returning(sessions.c.id)
+        )
+    ).all()
     await tx.execute(
         delete(end_users).where(end_users.c.tenant_id == tenant_id, end_users.c.user_id == user_id)
     )
-    return int(result.rowcount)
+    for (session_id,) in erased:
+        tx.note_change(session_id)  # their event streams end
+    return len(erased)
