@@ -17,6 +17,7 @@ from chat_sessions.admin import service as admin
 from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError
+from chat_sessions.messages import history as message_history
 from chat_sessions.messages import service as message_service
 from chat_sessions.messages.parts import TEXT_TYPES, text_of
 from chat_sessions.retention import run_cleanup
@@ -221,7 +222,7 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
         transcript: list[Any] = []
         cursor = None
         while True:
-            found, cursor = await message_service.list_messages(
+            found, cursor = await message_history.list_messages(
                 tx,
                 tenant_id=tenant_id,
                 session_id=args.session_id,

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chat_sessions.auth import _RESOLVE
 from chat_sessions.db import Prepared
 from chat_sessions.db.postgres import create_postgres_engine
-from chat_sessions.messages.service import _ADVANCE_SESSION, _history_statement
+from chat_sessions.messages.history import _history_statement
+from chat_sessions.messages.service import _ADVANCE_SESSION
 from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
 from chat_sessions.sessions.service import _GET
 from support import create_migrated_postgres_database, drop_postgres_database, make_settings
