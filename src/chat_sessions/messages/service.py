@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import bindparam, case, false, or_, select, update
+from sqlalchemy import Integer, bindparam, case, false, or_, select, update
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
@@ -56,7 +56,7 @@ def build_messages(rows: Iterable[Sequence[Any]]) -> list[MessageRead]:
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
-_PARENT: Any = bindparam("parent_seq")
+_PARENT: Any = bindparam("parent_seq", type_=Integer())
 _ADVANCE_SESSION = Prepared(
     update(sessions)
     .where(
