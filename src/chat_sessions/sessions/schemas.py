@@ -72,6 +72,28 @@ class SessionUpdate(Struct, forbid_unknown_fields=True):
     head_seq: HeadSeq | UnsetType = UNSET
 
 
+class SessionFork(Struct, forbid_unknown_fields=True):
+    """POST /fork: a new session whose history is a copy of the branch up to `at_seq`
+    (default: the head); title, traits and user_id copied unless given."""
+
+    at_seq: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                le=MAX_SEQ,
+                description="The last message copied, with its ancestors (default: the head; "
+                "0: none); a seq the session does not have is a 400",
+            ),
+        ]
+        | None
+    ) = None
+    title: Title | UnsetType | None = UNSET
+    traits: dict[str, Any] | UnsetType = UNSET
+    user_id: UserId | UnsetType | None = UNSET
+    external_id: ExternalId | None = None
+
+
 class SessionRead(Struct):
     id: str
     user_id: str | None
