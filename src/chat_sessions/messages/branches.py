@@ -201,6 +201,14 @@ async def newest_under(tx: Transaction, *, session_id: str, seq: int) -> int:
     return newest
 
 
+async def children_by_parent(tx: Transaction, *, session_id: str) -> dict[int, list[int]]:
+    """Every message's seq under its parent's, in seq order: where alternatives exist."""
+    children: dict[int, list[int]] = {}
+    for child, parent in await tx.run(_TREE_FROM, {"session_id": session_id, "seq": 0}):
+        children.setdefault(parent, []).append(child)
+    return children
+
+
 async def nearest_ancestor(tx: Transaction, *, session_id: str, start: int, ceiling: int) -> int:
     """`start` when it is at or below `ceiling`, else its nearest ancestor that is (0: the
     root)."""
