@@ -18,7 +18,6 @@ from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError
 from chat_sessions.messages import history as message_history
-from chat_sessions.messages import service as message_service
 from chat_sessions.messages.branches import children_by_parent
 from chat_sessions.messages.parts import TEXT_TYPES, text_of
 from chat_sessions.retention import run_cleanup

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from chat_sessions.db import Database
 from chat_sessions.errors import NotFound
-from chat_sessions.messages import removal, history, service
+from chat_sessions.messages import history, removal, service
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import sessions
 from chat_sessions.sessions.schemas import SessionCreate

@@ -62,14 +62,25 @@ async def has_message(tx: Transaction, session_id: str, seq: int) -> bool:
     return bool(await tx.run(_HAS_SEQ, {"session_id": session_id, "seq": seq}))
 
 
-def _walk(bounded: bool) -> Any:
-    """The path from `leaf` down the parents, above `floor`: (seq, parent_seq, taken), where
-    `taken` counts the rows below `upper` (what a page can use). `bounded` stops the walk
-    once `want` of those are found."""
+def _walk(carried: tuple[Any, ...] = (), *, bounded: bool = False, role: bool = False) -> Any:
+    """The path from `leaf` down the parents while above `floor`, leaf first: (seq,
+    parent_seq, taken, then the `carried` columns of each message as carried_0, ...).
+    `taken` counts the steps a page can use (seq below `upper`, of `role` when `role`);
+    `bounded` stops the walk once `want` of those are found. Each step is one seek in the
+    (session_id, seq) index, and reads the row it lands on: a page's columns are carried
+    along rather than joined again. Callers check the session's tenant first."""
+
+    def columns(table: Any) -> list[Any]:
+        return [table.c[column.name].label(f"carried_{n}") for n, column in enumerate(carried)]
+
+    def usable(table: Any) -> Any:
+        wanted = [table.c.seq < bindparam("upper")]
+        if role:
+            wanted.append(table.c.role == bindparam("role"))
+        return case((and_(*wanted), 1), else_=0)
+
     anchor = select(
-        messages.c.seq,
-        messages.c.parent_seq,
-        case((messages.c.seq < bindparam("upper"), 1), else_=0).label("taken"),
+        messages.c.seq, messages.c.parent_seq, usable(messages).label("taken"), *columns(messages)
     ).where(_SESSION, messages.c.seq == bindparam("leaf"), messages.c.seq > bindparam("floor"))
     walk = anchor.cte("walk", recursive=True)
     step = messages.alias("step")
@@ -77,11 +88,7 @@ def _walk(bounded: bool) -> Any:
     if bounded:
         conditions.append(walk.c.taken < bindparam("want"))
     recursive = (
-        select(
-            step.c.seq,
-            step.c.parent_seq,
-            walk.c.taken + case((step.c.seq < bindparam("upper"), 1), else_=0),
-        )
+        select(step.c.seq, step.c.parent_seq, walk.c.taken + usable(step), *columns(step))
         .join(
             walk,
             and_(step.c.session_id == bindparam("session_id"), step.c.seq == walk.c.parent_seq),
@@ -91,36 +98,54 @@ def _walk(bounded: bool) -> Any:
     return walk.union_all(recursive)
 
 
-@functools.cache
-def branch_page_statement(
-    selected: tuple[Any, ...], descending: bool, role: bool, bounded: bool
-) -> Prepared:
-    """A page of the branch ending at `leaf`: `selected` columns of the messages with
-    `lower` < seq < `upper` on it, `limit` of them from the `descending` end."""
-    walk = _walk(bounded)
-    seq = messages.c.seq
-    in_page = [
-        _SESSION,
-        messages.c.tenant_id == bindparam("tenant_id"),
-        seq < bindparam("upper"),
-        seq > bindparam("lower"),
+def _in_page(table: Any, role: bool) -> list[Any]:
+    conditions = [
+        table.c.session_id == bindparam("session_id"),
+        table.c.tenant_id == bindparam("tenant_id"),
+        # One upper bound (the lower of `upper` and the one-line part's top + 1): given two,
+        # SQLite ranges over the index by one and filters by the other, the whole session.
+        table.c.seq < bindparam("range_upper"),
+        table.c.seq > bindparam("lower"),
     ]
     if role:
-        in_page.append(messages.c.role == bindparam("role"))
-    order = seq.desc() if descending else seq.asc()
-    walked = select(*selected).where(*in_page, seq.in_(select(walk.c.seq)))
-    ranged = select(*selected).where(*in_page, seq <= bindparam("linear_top"))
-    parts = [
-        part.order_by(order).limit(bindparam("limit")).subquery().select()
-        for part in (walked, ranged)
-    ]
-    page = union_all(*parts).subquery()
-    position = page.c.seq
-    return Prepared(
-        select(*page.c)
-        .order_by(position.desc() if descending else position.asc())
+        conditions.append(table.c.role == bindparam("role"))
+    return conditions
+
+
+@functools.cache
+def _newest_first(selected: tuple[Any, ...], role: bool) -> Prepared:
+    """Newest first: the walk from the leaf, stopped once it has `want` rows for the page,
+    carrying the page's columns; and the one-line part's newest `limit`, by the index. Rows
+    in no order (at most 2 x limit; the caller sorts them): an ORDER BY over the two costs
+    SQLite temporary B-trees."""
+    walk = _walk(selected, bounded=True, role=role)
+    conditions = [walk.c.seq < bindparam("upper"), walk.c.seq > bindparam("lower")]
+    if role:
+        position = [column.name for column in selected].index("role")
+        conditions.append(walk.c[f"carried_{position}"] == bindparam("role"))
+    walked = select(*(walk.c[f"carried_{n}"] for n in range(len(selected)))).where(*conditions)
+    ranged = (
+        select(*selected)
+        .where(*_in_page(messages, role))
+        .order_by(messages.c.seq.desc())
         .limit(bindparam("limit"))
     )
+    return Prepared(union_all(walked, ranged.subquery().select()))
+
+
+@functools.cache
+def _oldest_first(selected: tuple[Any, ...], role: bool) -> Prepared:
+    """Oldest first, the one-line part: its first `limit`, by the index."""
+    return Prepared(
+        select(*selected)
+        .where(*_in_page(messages, role))
+        .order_by(messages.c.seq)
+        .limit(bindparam("limit"))
+    )
+
+
+_ROLE_WALK = _walk((messages.c.role,))
+_WALK_WITH_ROLES = Prepared(select(_ROLE_WALK.c.seq, _ROLE_WALK.c.carried_0))
 
 
 async def branch_page(
@@ -137,9 +162,14 @@ async def branch_page(
     role: str | None,
     limit: int,
 ) -> list[tuple[Any, ...]]:
-    """Rows of `selected` for one page of the branch that ends at `leaf` (limit rows)."""
-    bounded = descending and role is None
-    statement = branch_page_statement(tuple(selected), descending, role is not None, bounded)
+    """Rows of `selected` (which include `seq`) for one page of the branch that ends at
+    `leaf`: at most `limit` of those with lower < seq < upper, from the `descending` end.
+
+    Newest first costs one page whatever the branch's length. Oldest first starts with the
+    one-line part (by the index) and, past it, walks from the leaf down to the page's start:
+    a cost that grows with the distance from the leaf."""
+    columns = tuple(selected)
+    position = [column.name for column in columns].index("seq")
     parameters = {
         "session_id": session_id,
         "tenant_id": tenant_id,
@@ -148,18 +178,37 @@ async def branch_page(
         "upper": upper,
         "lower": lower,
         "want": limit,
-        "linear_top": min(first_branch_seq, leaf),
+        "range_upper": min(upper, first_branch_seq + 1, leaf + 1),
         "role": role,
         "limit": limit,
     }
-    return await tx.run(statement, parameters)
+    if descending:
+        rows = await tx.run(_newest_first(columns, role is not None), parameters)
+        return sorted(rows, key=lambda row: row[position], reverse=True)[:limit]
+    rows = await tx.run(_oldest_first(columns, role is not None), parameters)
+    if len(rows) == limit or leaf <= first_branch_seq:
+        return rows
+    walked = await tx.run(_WALK_WITH_ROLES, parameters)
+    picked = sorted(
+        seq for seq, its_role in walked if lower < seq < upper and role in (None, its_role)
+    )[: limit - len(rows)]
+    if not picked:
+        return rows
+    found = await tx.execute(
+        select(*columns)
+        .where(messages.c.session_id == session_id, messages.c.seq.in_(picked))
+        .order_by(messages.c.seq)
+    )
+    return [*rows, *(tuple(row) for row in found)]
 
 
 # The walk alone, (seq, parent_seq) of every step: whole paths and removals' ancestors.
-_WHOLE_WALK = _walk(False)
+_WHOLE_WALK = _walk()
 _WALK = Prepared(select(_WHOLE_WALK.c.seq, _WHOLE_WALK.c.parent_seq))
 _RANGE = Prepared(
-    select(messages.c.seq).where(_SESSION, messages.c.seq <= bindparam("top")).order_by(messages.c.seq)
+    select(messages.c.seq)
+    .where(_SESSION, messages.c.seq <= bindparam("top"))
+    .order_by(messages.c.seq)
 )
 
 

@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import select
 
 from chat_sessions.db import Transaction
-from chat_sessions.messages.schemas import ContextMessage
-from chat_sessions.models import messages
 from chat_sessions.messages.branches import path_seqs
 from chat_sessions.messages.history import branch_state
+from chat_sessions.messages.schemas import ContextMessage
+from chat_sessions.models import messages
 
 CHUNK = 500
 # Instructions to the model: always sent, whatever the budget.
@@ -87,9 +87,7 @@ async def build_context(
     max_messages: int | None,
     max_tokens: int | None,
 ) -> list[ContextMessage]:
-    head_seq, first_branch_seq = await branch_state(
-        tx, tenant_id=tenant_id, session_id=session_id
-    )
+    head_seq, first_branch_seq = await branch_state(tx, tenant_id=tenant_id, session_id=session_id)
     path = await path_seqs(
         tx, session_id=session_id, leaf=head_seq, first_branch_seq=first_branch_seq
     )

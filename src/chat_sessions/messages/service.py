@@ -10,7 +10,6 @@ first message and the millionth, and never hands out a number twice or skips one
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import operator
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,6 @@ from chat_sessions.messages.branches import has_message, lowest_branch_seq, no_s
 from chat_sessions.messages.parts import check_parts, text_of
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
-from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
 from chat_sessions.sessions.state import apply_state_changes
 from chat_sessions.wire import columns

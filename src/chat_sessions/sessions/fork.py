@@ -17,7 +17,7 @@ from chat_sessions.models import messages, new_id, sessions, tool_calls, utcnow
 from chat_sessions.sessions.schemas import SessionFork, SessionRead
 from chat_sessions.sessions.service import _locked_session, external_id_taken, get_session
 
-_SESSION = bindparam("session_id")
+_SESSION: Any = bindparam("session_id")
 # Every column of the rows copied, read in one pass each and written as multi-row inserts.
 _MESSAGES_UP_TO = Prepared(
     select(messages).where(messages.c.session_id == _SESSION, messages.c.seq <= bindparam("top"))
@@ -45,7 +45,9 @@ async def fork_session(
     first_branch_seq = (
         await tx.execute(select(sessions.c.first_branch_seq).where(sessions.c.id == session_id))
     ).scalar_one()
-    path = await path_seqs(tx, session_id=session_id, leaf=at_seq, first_branch_seq=first_branch_seq)
+    path = await path_seqs(
+        tx, session_id=session_id, leaf=at_seq, first_branch_seq=first_branch_seq
+    )
     on_branch = None if path is None else set(path)
     rows = sorted(
         (

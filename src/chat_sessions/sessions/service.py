@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import Conflict, NotFound
-from chat_sessions.messages.branches import has_message, newest_under, no_such_seq
 from chat_sessions.jsonvalues import check_json, patched_traits, replaced_traits
+from chat_sessions.messages.branches import has_message, newest_under, no_such_seq
 from chat_sessions.models import new_id, sessions, utcnow
 from chat_sessions.preconditions import check_version
 from chat_sessions.sessions.schemas import SessionCreate, SessionRead, SessionUpdate
