@@ -186,8 +186,9 @@ class Session(SQLModel, table=True):
     last_seq: int = 0
     # The last message of the active branch (0: none); appends follow it (messages/branches.py).
     head_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    # The lowest seq where the history stops being one line in seq order; NULL while it never
-    # branched. Every branch is the plain seq range up to it (messages/branches.py).
+    # The lowest seq where the history stops being one line in seq order; NULL while it is
+    # one line ending at the head. Every branch is the plain seq range up to it
+    # (messages/branches.py).
     first_branch_seq: int | None = None
     # Sum of the messages' token_count, kept in step by appends and truncations (for stats).
     token_total: int = Field(

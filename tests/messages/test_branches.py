@@ -5,6 +5,7 @@ that changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -432,3 +433,49 @@ async def test_deleting_a_conversation_item_hands_its_children_to_its_parent(
     assert [(m["seq"], m["parent_seq"]) for m in listed] == [(2, 0), (3, 0), (4, 0), (5, 4)]
     assert await seqs(client, tenant, session_id, leaf_seq=3) == [3]
     assert await seqs(client, tenant, session_id) == [4, 5]
+
+
+async def test_a_head_switched_back_stays_the_end_of_the_branch_after_a_truncation(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    for n in range(1, 6):  # 1..5 in one line
+        await say(client, tenant, session_id, f"m{n}")
+    await say(client, tenant, session_id, "regenerated", parent_seq=4)  # 6, a branch at 4
+    assert (await switch(client, tenant, session_id, 3)).json()["head_seq"] == 6
+    assert (await switch(client, tenant, session_id, 5)).json()["head_seq"] == 5
+    await client.delete(
+        f"/v1/sessions/{session_id}/messages", params={"after_seq": 5}, headers=tenant.headers
+    )
+    # One line again (1..5), its head at its end.
+    assert await seqs(client, tenant, session_id) == [1, 2, 3, 4, 5]
+    await say(client, tenant, session_id, "six", parent_seq=2)
+    assert await seqs(client, tenant, session_id) == [1, 2, 6]
+    assert (await switch(client, tenant, session_id, 3)).json()["head_seq"] == 5
+    await client.delete(
+        f"/v1/sessions/{session_id}/messages", params={"after_seq": 4}, headers=tenant.headers
+    )
+    # 1..4 remain, one line, but the head went back to 4's ancestor on its branch: 4 itself.
+    assert (await session(client, tenant, session_id))["head_seq"] == 4
+    assert await seqs(client, tenant, session_id) == [1, 2, 3, 4]
+
+
+async def test_concurrent_appends_on_branches_keep_seqs_gapless_and_parents_real(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    session_id = await edited_chat(client, tenant)
+
+    async def one(n: int) -> dict[str, Any]:
+        fields: dict[str, Any] = {"parent_seq": n % 3} if n % 2 else {}
+        return await say(client, tenant, session_id, f"c{n}", **fields)
+
+    stored = await asyncio.gather(*(one(n) for n in range(20)))
+    assert sorted(m["seq"] for m in stored) == list(range(6, 26))
+    listed = (await read(client, tenant, session_id, branch="all")).json()["data"]
+    seqs_held = {0} | {m["seq"] for m in listed}
+    assert all(m["parent_seq"] in seqs_held and m["parent_seq"] < m["seq"] for m in listed)
+    found = await session(client, tenant, session_id)
+    assert (found["message_count"], found["head_seq"]) == (25, 25)
+    # The active branch is the last append's path to the root.
+    parents = {m["seq"]: m["parent_seq"] for m in listed}
+    assert await seqs(client, tenant, session_id) == path_to(parents, 25)

@@ -112,3 +112,18 @@ async def test_a_parent_that_is_not_an_earlier_seq_is_a_400_and_stores_nothing(
     before = await everything_stored(database)
     assert_problem(await import_(client, tenant, document), 400)
     assert await everything_stored(database) == before
+
+
+async def test_a_head_before_the_last_seq_of_a_one_line_document_is_kept(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    session_id = await new_session(client, tenant)
+    for n in range(3):
+        await append(client, tenant, session_id, f"m{n}")
+    document = await export(client, tenant, session_id)
+    document["session"]["head_seq"] = 2
+    response = await import_(client, tenant, document)
+    assert response.status_code == 201, response.text
+    imported = await tree(client, tenant, response.json()["id"])
+    assert imported["head"] == 2
+    assert [seq for seq, _, _ in imported["active"]] == [1, 2]

@@ -5,18 +5,17 @@ goes (switching, removals). Appends set parents in service.py.
 
 How a branch is read. `sessions.first_branch_seq` is the lowest seq at which the history
 stops being one line in seq order: an append whose parent is not the session's last seq sets
-it to min(itself, that parent); NULL means the session never branched. Every message up to it
-follows the one before it, so every branch reaching past it holds exactly the seqs 1..it
-(whatever exists of them), and above it, the branch's own path. A page is therefore two
-indexed reads in one statement: the plain (session_id, seq) range up to first_branch_seq,
-and a walk from the leaf down the parents (a recursive CTE, one index seek a step) over what
-is above. A session that never branched is the range alone, read by the statement of
-before (service.py's `_history_statement`), which checks first_branch_seq IS NULL in a
-scalar subquery: one primary-key look-up, evaluated once. Removals may leave
-first_branch_seq lower than it need be (never higher): that costs walking, never a wrong
-answer. Walks downwards stop after the page's `limit + 1` rows when the page is newest first
-(the last 50: 51 steps); oldest first, and with a `role` filter, they walk from the leaf to
-the page's start.
+it to min(itself, that parent); NULL means the session is one line and its head is its last
+seq (a head left below the last seq by a removal or an import lowers it to the head). Every
+message up to it follows the one before it, so every branch reaching past it holds exactly
+the seqs 1..it (whatever exists of them), and above it, the branch's own path. A page is
+therefore the plain (session_id, seq) index range up to first_branch_seq, and a walk from the
+leaf down the parents (a recursive CTE, one index seek a step) over what is above. A session
+whose first_branch_seq is NULL is the range alone, read by the statement of before
+(history.py's `_history_statement`, gated by `first_branch_seq IS NULL` in its LIMIT: one
+primary-key look-up, evaluated once). Removals may leave first_branch_seq lower than it need
+be (never higher): that costs walking, never a wrong answer. Newest-first pages walk
+`limit + 1` steps (the last 50: 51); oldest-first ones walk from the leaf to the page's start.
 """
 
 from __future__ import annotations

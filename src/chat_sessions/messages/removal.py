@@ -158,14 +158,16 @@ async def _remove_messages(
             )
         ).first()
         new_last = last.seq if last else 0
+        new_head = parents.get(head_seq, head_seq)
         if first_branch_seq is not None and first_branch_seq >= new_last:
-            first_branch_seq = None  # what remains is one line again
+            # What remains is one line again; read as one (NULL) only if the head is its end.
+            first_branch_seq = None if new_head == new_last else new_head
         await tx.execute(
             update(sessions)
             .where(sessions.c.id == session_id)
             .values(
                 last_seq=new_last,
-                head_seq=parents.get(head_seq, head_seq),
+                head_seq=new_head,
                 first_branch_seq=first_branch_seq,
                 last_message_at=last.created_at if last else None,
                 message_count=sessions.c.message_count - len(deleted),

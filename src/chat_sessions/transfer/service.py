@@ -113,13 +113,19 @@ def _head(source_head: int | None, ordered: list[ImportedMessage]) -> int:
     return source_head
 
 
-def _first_branch_seq(ordered: list[ImportedMessage], parents: list[int]) -> int | None:
-    """The lowest parent that is not the message before (messages/branches.py)."""
+def _first_branch_seq(
+    ordered: list[ImportedMessage], parents: list[int], head_seq: int, last_seq: int
+) -> int | None:
+    """The lowest parent that is not the message before (messages/branches.py); a head
+    before the last seq counts as one too, as a session is read as one line only while its
+    head is its last seq."""
     off_line = [
         parent
         for index, parent in enumerate(parents)
         if parent != (ordered[index - 1].seq if index else 0)
     ]
+    if head_seq != last_seq:
+        off_line.append(head_seq)
     return min(off_line, default=None)
 
 
@@ -148,6 +154,7 @@ async def import_session(
     ordered = sorted(document.messages, key=lambda message: message.seq)
     parents = _parents(ordered)
     last_seq = ordered[-1].seq if ordered else 0
+    head_seq = _head(source.head_seq, ordered)
     session_id = new_id()
     statement = insert(sessions).values(
         id=session_id,
@@ -161,8 +168,8 @@ async def import_session(
         error=source.error,
         message_count=len(ordered),
         last_seq=last_seq,
-        head_seq=_head(source.head_seq, ordered),
-        first_branch_seq=_first_branch_seq(ordered, parents),
+        head_seq=head_seq,
+        first_branch_seq=_first_branch_seq(ordered, parents, head_seq, last_seq),
         token_total=sum(message.token_count or 0 for message in ordered),
         last_message_at=ordered[-1].created_at if ordered else None,
         created_at=source.created_at or now,
