@@ -57,7 +57,9 @@ def _history_statement(
         position: Any = bindparam("position")
         statement = statement.where(seq < position if descending else seq > position)
     if children:
-        statement = statement.where(messages.c.parent_seq == bindparam("parent_seq"))
+        # A child comes after its parent: the index range starts there.
+        parent: Any = bindparam("parent_seq")
+        statement = statement.where(seq > parent, messages.c.parent_seq == parent)
     limit: Any = bindparam("limit")
     if never_branched:
         # The gate is in LIMIT, evaluated once: in WHERE, SQLite would test it on every row
