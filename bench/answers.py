@@ -54,6 +54,7 @@ def capture(service: Server, scenarios: list[Scenario], fx: Fixture, path: Path)
             bodies.setdefault(step.answer, response.text)
     answers = {
         "parts_session": fx.parts_session,
+        "branched_session": fx.branched_session,
         "parts_append_session": fx.parts_append_session,
         "bodies": bodies,
     }

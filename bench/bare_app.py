@@ -73,7 +73,13 @@ from chat_sessions.messages.schemas import (
 )
 from chat_sessions.pagination import Cursor
 from chat_sessions.preconditions import etag
-from chat_sessions.sessions.schemas import SessionCreate, SessionPage, SessionRead, SessionStatus
+from chat_sessions.sessions.schemas import (
+    SessionCreate,
+    SessionFork,
+    SessionPage,
+    SessionRead,
+    SessionStatus,
+)
 
 # Each answer's wire shape: what the service's handler for it returns.
 SHAPES: dict[str, type[msgspec.Struct]] = {
@@ -83,6 +89,8 @@ SHAPES: dict[str, type[msgspec.Struct]] = {
     "sessions_deep": SessionPage,
     "last50": MessagePage,
     "last50_parts": MessagePage,
+    "last50_branched": MessagePage,
+    "forked": SessionRead,
     "appended": MessageRead,
     "appended_user": MessageRead,
     "appended_parts": MessageRead,
@@ -98,6 +106,7 @@ class Answers(msgspec.Struct):
 
     parts_session: str  # its reads answer last50_parts
     parts_append_session: str  # its appends answer appended_parts
+    branched_session: str  # its reads answer last50_branched
     bodies: dict[str, str]  # answer name -> the service's JSON
 
 
@@ -125,6 +134,10 @@ _SESSIONS_FIRST: SessionPage = _BUILT["sessions_first"]
 _SESSIONS_DEEP: SessionPage = _BUILT["sessions_deep"]
 _LAST50: MessagePage = _BUILT["last50"]
 _LAST50_PARTS: MessagePage = _BUILT["last50_parts"]
+_LAST50_BRANCHED: MessagePage = _BUILT["last50_branched"]
+_BRANCHED_SESSION = _ANSWERS.branched_session
+_FORKED: SessionRead = _BUILT["forked"]
+_FORKED_HEADERS = {"ETag": etag(_FORKED.version), "Location": f"/v1/sessions/{_FORKED.id}"}
 _APPENDED: MessageRead = _BUILT["appended"]
 _APPENDED_USER: MessageRead = _BUILT["appended_user"]
 _APPENDED_PARTS: MessageRead = _BUILT["appended_parts"]
@@ -191,7 +204,14 @@ async def list_messages(
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_HISTORY_PAGE)] = 100,
     cursor: Cursor = None,
 ) -> MessagePage:
+    if session_id == _BRANCHED_SESSION:
+        return _LAST50_BRANCHED
     return _LAST50_PARTS if session_id == _PARTS_SESSION else _LAST50
+
+
+@post("/v1/sessions/{session_id:str}/fork", status_code=201)
+async def fork_session(session_id: str, data: SessionFork) -> Response[SessionRead]:
+    return Response(_FORKED, status_code=201, headers=_FORKED_HEADERS)
 
 
 @get("/v1/sessions/{session_id:str}/context")
@@ -213,6 +233,7 @@ app = Litestar(
         append_batch,
         append_delta,
         list_messages,
+        fork_session,
         get_context,
     ],
     on_startup=[freeze_start_up_objects],

@@ -101,6 +101,8 @@ WRK_SESSION = encode(session(COUNTER))
 WRK_MESSAGE = encode(message(COUNTER))
 WRK_PARTS_MESSAGE = encode(parts_message(COUNTER))
 WRK_BATCH_20 = encode({"messages": [message(f"{COUNTER}.{k}", k) for k in range(20)]})
+# A fork of the hot session's first 1,000 messages (plan.FORKED_MESSAGES).
+WRK_FORK = encode({"at_seq": 1_000})
 # A chat turn (plan.py): the user's message, then the assistant's answer (the append's body).
 WRK_USER_MESSAGE = encode(message(COUNTER, 0))
 WRK_ASSISTANT_MESSAGE = WRK_MESSAGE

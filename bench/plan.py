@@ -21,6 +21,7 @@ class Plan:
     connections: int
     threads: int
     hot_messages: int  # the session whose last 50 are read
+    # A session of as many messages, branched every BRANCH_EVERY (messages/branches.py).
     parts_messages: int  # the session of messages with parts and an item whose last 50 are read
     list_sessions: int  # sessions in the tenant that is listed
     big_total: int  # messages in the database at the large size
@@ -40,7 +41,8 @@ class Plan:
     def small_total(self) -> int:
         # the list sessions hold one message each; one more chat session for the checks
         chats = (self.chat_sessions + 1) * self.chat_history
-        return self.hot_messages + self.parts_messages + self.list_sessions + chats
+        # the hot session, and the branched one of as many
+        return 2 * self.hot_messages + self.parts_messages + self.list_sessions + chats
 
 
 FULL = Plan(
@@ -146,7 +148,17 @@ class Scenario:
 
 
 GROWTH_KEYS = ("read_last50", "list_first", "list_deep")
-READS = ("get_session", "list_first", "list_deep", "read_last50", "read_last50_parts")
+READS = (
+    "get_session",
+    "list_first",
+    "list_deep",
+    "read_last50",
+    "read_last50_parts",
+    "read_last50_branched",
+)
+# Each 10th message of the branched session is a regenerated answer (parent: seq - 2).
+BRANCH_EVERY = 10
+FORKED_MESSAGES = 1_000  # a fork copies the hot session's first 1,000
 WRITES = (
     "create_session",
     "append",
@@ -155,6 +167,7 @@ WRITES = (
     "chat_turn",
     "delta_one",
     "delta_many",
+    "fork_1000",
 )
 # Measured and reported, with no target: a message with content parts (a ~2 KB image) and an
 # item, beside the scenario that does the same with a string.
@@ -200,6 +213,22 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             f"read the last 50 with parts (of {plan.parts_messages:,})",
             f"/v1/sessions/{fx.parts_session}/messages?order=desc&limit=50",
             answer="last50_parts",
+        ),
+        "read_last50_branched": Scenario(
+            "read_last50_branched",
+            f"read the last 50 (of {plan.hot_messages:,}, a branch every {BRANCH_EVERY})",
+            f"/v1/sessions/{fx.branched_session}/messages?order=desc&limit=50",
+            answer="last50_branched",
+        ),
+        # One connection: how long one fork takes, not a queue of them.
+        "fork_1000": Scenario(
+            "fork_1000",
+            f"fork {FORKED_MESSAGES:,} messages (1 connection)",
+            f"/v1/sessions/{hot}/fork",
+            method="POST",
+            body=payloads.WRK_FORK,
+            connections=1,
+            answer="forked",
         ),
         "create_session": Scenario(
             "create_session",

@@ -300,6 +300,20 @@ class Report:
         return read.service.p99_ms if read else None
 
     @property
+    def read_branched_cpu_vs_linear(self) -> float | None:
+        """The last 50 of a session branched every 10 messages against one that never
+        branched: the service's CPU per request (issue 15)."""
+        branched, linear = self._scenario("read_last50_branched"), self._scenario("read_last50")
+        if branched is None or linear is None:
+            return None
+        return round(branched.service.cpu_us_per_request / linear.service.cpu_us_per_request, 3)
+
+    @property
+    def fork_p99_ms(self) -> float | None:
+        fork = self._scenario("fork_1000")
+        return fork.service.p99_ms if fork else None
+
+    @property
     def batch_messages_per_s(self) -> int | None:
         batch = self._scenario("append_batch_20")
         return batch.service.messages_per_s if batch else None
@@ -377,6 +391,13 @@ class Report:
                 "<=",
                 100.0,
             ),
+            Target(
+                "last 50, branched every 10: CPU/req <= 2x never branched",
+                self.read_branched_cpu_vs_linear,
+                "<=",
+                2.0,
+            ),
+            Target("fork of 1,000 messages p99 <= 100 ms", self.fork_p99_ms, "<=", 100.0),
         ]
         if self.engine == "postgresql":
             targets.append(

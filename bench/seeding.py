@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import payloads
-from plan import PAGE, Plan
+from plan import BRANCH_EVERY, PAGE, Plan
 
 BATCH_SEED = 500  # messages per seeding request: the API's maximum
 # Messages with parts (~2.4 KB each) per seeding request: well under the 1 MiB body limit.
@@ -79,6 +79,30 @@ class Api:
             )
             _ok(response, 201)
 
+    async def branched(self, key: str, session_id: str, count: int, every: int) -> None:
+        """`count` messages, each `every`-th a regenerated answer: another child of the
+        message before's parent (the others in batches, following the head)."""
+        auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        url = f"/v1/sessions/{session_id}/messages"
+        for start in range(0, count, every):
+            run = min(every - 1, count - start)
+            batch = payloads.batch(run, start, payloads.message)
+            _ok(
+                await self.client.post(
+                    f"{url}/batch", content=payloads.encode(batch), headers=auth
+                ),
+                201,
+            )
+            if start + every <= count:
+                regenerated = {
+                    **payloads.message(start + every - 1),
+                    "parent_seq": start + every - 2,
+                }
+                _ok(
+                    await self.client.post(url, content=payloads.encode(regenerated), headers=auth),
+                    201,
+                )
+
     async def conversation(self, key: str, session_id: str, count: int) -> None:
         """`count` messages of a chat, user and assistant in turn, the user first, as a chat
         turn appends them (their counters of the same width: payloads.counter)."""
@@ -130,7 +154,8 @@ class Api:
 class Fixture:
     main_key: str
     list_key: str
-    hot_session: str  # holds plan.hot_messages messages: read, got
+    hot_session: str  # holds plan.hot_messages messages: read, got, forked
+    branched_session: str  # as many, a branch every BRANCH_EVERY: read
     parts_session: str  # holds plan.parts_messages messages with parts and an item: read
     append_session: str  # appends land here (one session: the contended case)
     parts_append_session: str  # appends of messages with parts and an item land here
@@ -147,6 +172,8 @@ async def seed_small(api: Api, plan: Plan) -> Fixture:
     list_key = await api.tenant("bench-list")
     hot = await api.session(main_key, "hot")
     await api.append(main_key, hot, plan.hot_messages)
+    branched = await api.session(main_key, "branched")
+    await api.branched(main_key, branched, plan.hot_messages, BRANCH_EVERY)
     parts = await api.session(main_key, "parts")
     await api.append(main_key, parts, plan.parts_messages, parts=True)
     append_session = await api.session(main_key, "append")
@@ -176,6 +203,7 @@ async def seed_small(api: Api, plan: Plan) -> Fixture:
         main_key,
         list_key,
         hot,
+        branched,
         parts,
         append_session,
         parts_append_session,

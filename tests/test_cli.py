@@ -505,6 +505,34 @@ def test_sessions_show_prints_the_transcript_in_order(operator: Operator) -> Non
     assert "[item: message]" in output
 
 
+def test_sessions_show_prints_the_active_branch_and_marks_the_other_versions(
+    operator: Operator,
+) -> None:
+    session_id = operator.ids["acme_new_u1"]
+    # An edited first question (seq 6, under the system message 1), made the head.
+    with closing(sqlite3.connect(operator.path)) as connection:
+        connection.execute(
+            "INSERT INTO messages (id, tenant_id, session_id, seq, parent_seq, role, content,"
+            " created_at) SELECT 'edited', tenant_id, id, 6, 1, 'user', 'Where is Porto?',"
+            " '2026-01-01' FROM sessions WHERE id = ?",
+            (session_id,),
+        )
+        connection.execute(
+            "UPDATE sessions SET last_seq = 6, head_seq = 6, first_branch_seq = 1,"
+            " message_count = 6 WHERE id = ?",
+            (session_id,),
+        )
+        connection.commit()
+
+    output = operator.ok("sessions", "show", session_id)
+
+    assert "the active branch, to seq 6" in output
+    assert "Where is Porto?" in output
+    assert "[6] user" in output and "[2/2, others: 2]" in output
+    assert "Where is Lisbon?" not in output  # the other version, not shown
+    assert "You are a travel agent." in output
+
+
 def test_sessions_show_of_an_unknown_session_fails_cleanly(operator: Operator) -> None:
     assert_clean_failure(operator.run("sessions", "show", "0192f6c5-0000-7000-8000-000000000000"))
 

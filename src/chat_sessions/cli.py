@@ -17,7 +17,8 @@ from chat_sessions.admin import service as admin
 from chat_sessions.admin.schemas import TenantCreate
 from chat_sessions.db import Database, Transaction
 from chat_sessions.errors import DomainError
-from chat_sessions.messages import service as message_service
+from chat_sessions.messages import history as message_history
+from chat_sessions.messages.branches import children_by_parent
 from chat_sessions.messages.parts import TEXT_TYPES, text_of
 from chat_sessions.retention import run_cleanup
 from chat_sessions.sessions import listing as session_listing
@@ -213,15 +214,16 @@ def cmd_sessions_list(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
-    async def work(tx: Transaction) -> tuple[Any, list[Any]]:
+    async def work(tx: Transaction) -> tuple[Any, list[Any], dict[int, list[int]]]:
         tenant_id = await admin.tenant_of_session(tx, args.session_id)
+        children = await children_by_parent(tx, session_id=args.session_id)
         session = await session_service.get_session(
             tx, tenant_id=tenant_id, session_id=args.session_id
         )
         transcript: list[Any] = []
         cursor = None
         while True:
-            found, cursor = await message_service.list_messages(
+            found, cursor = await message_history.list_messages(
                 tx,
                 tenant_id=tenant_id,
                 session_id=args.session_id,
@@ -234,16 +236,23 @@ def cmd_sessions_show(args: argparse.Namespace, settings: Settings) -> None:
             )
             transcript += found
             if cursor is None:
-                return session, transcript
+                return session, transcript, children
 
-    session, transcript = _run_in_transaction(settings, work)
+    session, transcript, children = _run_in_transaction(settings, work)
     print(f"session {session.id}  user {session.user_id or '-'}  status {session.status}")
     print(f"external_id {session.external_id or '-'}")
     print(f"title   {session.title or '-'}")
     print(f"traits  {msgspec.json.encode(session.traits).decode()}")
     print(f"{session.message_count} messages, last activity {session.updated_at:%Y-%m-%d %H:%M:%S}")
+    if any(len(siblings) > 1 for siblings in children.values()):
+        print(f"the active branch, to seq {session.head_seq}; [i/n]: other versions exist")
     for message in transcript:
-        print(f"\n[{message.seq}] {message.role}  {message.created_at:%Y-%m-%d %H:%M:%S}")
+        siblings = children.get(message.parent_seq, [])
+        version = ""
+        if len(siblings) > 1:
+            others = ", ".join(str(seq) for seq in siblings if seq != message.seq)
+            version = f"  [{siblings.index(message.seq) + 1}/{len(siblings)}, others: {others}]"
+        print(f"\n[{message.seq}] {message.role}  {message.created_at:%Y-%m-%d %H:%M:%S}{version}")
         if isinstance(message.content, str):
             if message.content:
                 print(message.content)

@@ -184,6 +184,12 @@ class Session(SQLModel, table=True):
     message_count: int = 0
     # The highest seq handed out; appends take the next one from this row, under its lock.
     last_seq: int = 0
+    # The last message of the active branch (0: none); appends follow it (messages/branches.py).
+    head_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The lowest seq where the history stops being one line in seq order; NULL while it is
+    # one line ending at the head. Every branch is the plain seq range up to it
+    # (messages/branches.py).
+    first_branch_seq: int | None = None
     # Sum of the messages' token_count, kept in step by appends and truncations (for stats).
     token_total: int = Field(
         default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
@@ -220,6 +226,8 @@ class Message(SQLModel, table=True):
     tenant_id: str = Field(max_length=36)
     session_id: str = Field(foreign_key="sessions.id", ondelete="CASCADE", max_length=36)
     seq: int
+    # The seq of the message this one follows (0: a first message); branches share parents.
+    parent_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     role: str = Field(max_length=16)
     # The text: the string sent, or the text of the text parts (what search indexes, previews
     # show and /context passes on).

@@ -74,6 +74,8 @@ def _describe_parts(prop: Schema) -> None:
 def _write_bounds(prop: Schema, shape: msgspec.inspect.Type) -> None:
     options = shape.types if isinstance(shape, msgspec.inspect.UnionType) else (shape,)
     for option in options:
+        if isinstance(option, msgspec.inspect.Metadata):  # a Meta with a description
+            option = option.type
         for constraint, keyword in _BOUNDS.get(type(option), {}).items():
             value = getattr(option, constraint)
             if value is not None and getattr(prop, keyword) is None:

@@ -57,6 +57,8 @@ def passing_result(workers: int = 1) -> WorkerResult:
             "list_first": scenario(side(p50=1.0)),
             "list_deep": scenario(side(p50=1.2)),
             "read_last50": scenario(side(rps=600.0)),
+            "read_last50_branched": scenario(side(rps=400.0, cpu=150.0)),
+            "fork_1000": scenario(side(rps=40.0, p99=60.0)),
             "append": scenario(side(rps=400.0, p99=8.0)),
             "append_batch_20": scenario(batch, batch_bare),
         },
@@ -92,7 +94,7 @@ def test_a_run_that_meets_every_target_passes_each_and_says_so() -> None:
     report = report_of()
 
     assert all(verdicts(report).values())
-    assert len(report.targets()) == 8
+    assert len(report.targets()) == 10
     assert interpretation(report).endswith("Every target is met.")
 
 
@@ -130,6 +132,16 @@ def test_each_target_judges_its_own_figure() -> None:
     ]
     assert [name for name, ok in verdicts(report_of(deep_is_slow)).items() if not ok] == [
         "deep list page vs first page <= 1.5x (keyset)"
+    ]
+    branched_slow = passing_result()
+    branched_slow.scenarios["read_last50_branched"] = scenario(side(cpu=200.5))
+    assert [name for name, ok in verdicts(report_of(branched_slow)).items() if not ok] == [
+        "last 50, branched every 10: CPU/req <= 2x never branched"
+    ]
+    fork_slow = passing_result()
+    fork_slow.scenarios["fork_1000"] = scenario(side(p99=100.5))
+    assert [name for name, ok in verdicts(report_of(fork_slow)).items() if not ok] == [
+        "fork of 1,000 messages p99 <= 100 ms"
     ]
     grown = [name for name, ok in verdicts(report_of(growth_p50=1.51)).items() if not ok]
     assert grown == ["read the last 50: 1M vs 10k <= 1.5x", "deep list page: 1M vs 10k <= 1.5x"]
@@ -234,7 +246,7 @@ def with_parts_result() -> WorkerResult:
 def test_parts_scenarios_are_reported_beside_their_string_content_ones_without_a_target() -> None:
     report = report_of(with_parts_result())
 
-    assert len(report.targets()) == 8 and all(verdicts(report).values())
+    assert len(report.targets()) == 10 and all(verdicts(report).values())
     summary = console_summary(report)
     assert (
         "ap: 0.30x bare, 150 µs of CPU a request (bare 80), 1.50x the 100 µs of the same with "
@@ -277,7 +289,7 @@ def test_a_baseline_holds_the_string_append_cpu_within_ten_percent(
     report = dataclasses.replace(report_of(), baseline=baseline_of(baseline_cpu))
 
     target = report.targets()[-1]
-    assert len(report.targets()) == 9
+    assert len(report.targets()) == 11
     assert target.name == "append CPU/req vs abc: within +-10%" and target.passed is passed
 
 
@@ -321,7 +333,7 @@ def with_turns(workers: int, turns_per_s: float) -> WorkerResult:
 def test_the_chat_turn_is_reported_in_turns_with_a_turns_latency_and_no_target_on_sqlite() -> None:
     report = report_of(with_turns(1, 400.0))
 
-    assert len(report.targets()) == 8 and all(verdicts(report).values())
+    assert len(report.targets()) == 10 and all(verdicts(report).values())
     summary = console_summary(report)
     assert (
         "1 worker: 400 turns/s (bare 1,000, 0.40x), p50 1.0 ms, p99 30.0 ms a turn, 900 µs of "
@@ -351,7 +363,7 @@ def test_on_postgresql_chat_turns_at_two_workers_must_reach_1_6_times_one(
     )
 
     target = report.targets()[-1]
-    assert len(report.targets()) == 9
+    assert len(report.targets()) == 11
     assert target.name == "chat turns, 2 workers vs 1 >= 1.6x"
     assert target.passed is passed
     assert report.to_json()["chat_turn"]["turns_per_s"] == {"1": 400.0, "2": two_workers}
@@ -364,7 +376,7 @@ def test_the_chat_turn_scaling_reads_n_a_without_both_worker_counts() -> None:
 
     assert one_only.chat_turn_scaling is None and not one_only.targets()[-1].passed
     assert sqlite_both.chat_turn_scaling == 1.25
-    assert len(sqlite_both.targets()) == 8
+    assert len(sqlite_both.targets()) == 10
     assert "1.25x the turns a second (reported, no target)" in console_summary(sqlite_both)
 
 

@@ -153,3 +153,50 @@ async def test_0006_keeps_stored_messages_completed_and_goes_back_with_in_progre
         )
     await fresh_database.migrate()
     assert await fresh_database.run_sync(_differences) == []
+
+
+async def test_0007_gives_stored_messages_their_linear_parents_and_sessions_their_heads(
+    fresh_database: Database,
+) -> None:
+    """Every stored message follows the session's stored message before it (a hole left by
+    a deleted item skipped), the first one follows 0; every head is the last seq; no
+    session has branched. Down to 0006 and up again keeps every message."""
+    await fresh_database.migrate("0006")
+    session = (
+        "INSERT INTO sessions (id, tenant_id, traits, status, message_count, last_seq,"
+        " token_total, created_at, updated_at, version)"
+        " VALUES ('{id}', 't', '{{}}', 'active', {count}, {last}, 0, '2026-01-01', '2026-01-01', 1)"
+    )
+    await fresh_database.run_sync(
+        _execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', '2026-01-01')",
+            session.format(id="s", count=3, last=4),
+            session.format(id="e", count=0, last=0),
+            session.format(id="o", count=1, last=1),
+            _MESSAGE.format(id="m1", seq=1, content="one", extra="", values=""),
+            _MESSAGE.format(id="m2", seq=2, content="two", extra="", values=""),
+            _MESSAGE.format(id="m4", seq=4, content="four", extra="", values=""),
+            _MESSAGE.format(id="o1", seq=1, content="other", extra="", values="").replace(
+                "'s'", "'o'"
+            ),
+        )
+    )
+    await fresh_database.migrate()
+
+    def tree(connection: Connection) -> tuple[list[Any], list[Any]]:
+        rows = _execute(
+            "SELECT session_id, seq, parent_seq FROM messages ORDER BY session_id, seq",
+            "SELECT id, head_seq, first_branch_seq FROM sessions ORDER BY id",
+        )(connection)
+        return [tuple(row) for row in rows[0]], [tuple(row) for row in rows[1]]
+
+    messages_after, sessions_after = await fresh_database.run_sync(tree)
+    assert messages_after == [("o", 1, 0), ("s", 1, 0), ("s", 2, 1), ("s", 4, 2)]
+    assert sessions_after == [("e", 0, None), ("o", 1, None), ("s", 4, None)]
+
+    await fresh_database.run_sync(lambda connection: downgrade_on_connection(connection, "0006"))
+    kept = await fresh_database.run_sync(_execute("SELECT id FROM messages ORDER BY id"))
+    assert [row[0] for row in kept[0]] == ["m1", "m2", "m4", "o1"]
+    await fresh_database.migrate()
+    assert await fresh_database.run_sync(tree) == (messages_after, sessions_after)
+    assert await fresh_database.run_sync(_differences) == []

@@ -23,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chat_sessions.auth import _RESOLVE
 from chat_sessions.db import Prepared
 from chat_sessions.db.postgres import create_postgres_engine
-from chat_sessions.messages.service import _ADVANCE_SESSION, _history_statement
+from chat_sessions.messages.branches import _newest_first
+from chat_sessions.messages.history import _history_statement
+from chat_sessions.messages.service import _ADVANCE_SESSION, MESSAGE_COLUMNS
 from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
 from chat_sessions.sessions.service import _GET
 from support import create_migrated_postgres_database, drop_postgres_database, make_settings
@@ -145,6 +147,43 @@ async def test_history_reads_the_session_through_its_seq_index(
     _assert_indexed(nodes, "messages", "ix_messages_session_id_seq")
 
 
+@pytest.mark.parametrize("descending", [False, True])
+async def test_the_active_branch_of_a_session_that_never_branched_is_the_same_index_read(
+    connection: AsyncConnection, descending: bool
+) -> None:
+    statement = _history_statement(descending, False, False, False, False, never_branched=True)
+    nodes = await _plan(connection, statement, session_id="s5", tenant_id="t1", limit=51)
+    # The gate: the session's row by its primary key, once.
+    gate = [node for node in nodes if node.get("Relation Name") == "sessions"]
+    assert gate and all(node["Index Name"] == "pk_sessions" for node in gate)
+    _assert_indexed(
+        [node for node in nodes if node.get("Relation Name") != "sessions"],
+        "messages",
+        "ix_messages_session_id_seq",
+    )
+
+
+@pytest.mark.parametrize("role", [False, True])
+async def test_the_last_page_of_a_branch_walks_the_seq_index(
+    connection: AsyncConnection, role: bool
+) -> None:
+    nodes = await _plan(
+        connection,
+        _newest_first(tuple(MESSAGE_COLUMNS), role),
+        session_id="s5",
+        tenant_id="t1",
+        leaf=2_000,
+        floor=10,
+        upper=2_001,
+        lower=0,
+        want=51,
+        range_upper=11,
+        role="user",
+        limit=51,
+    )
+    _assert_indexed(nodes, "messages", "ix_messages_session_id_seq")
+
+
 @pytest.mark.parametrize(
     ("user", "status", "cursor"), list(itertools.product((False, True), repeat=3))
 )
@@ -230,7 +269,14 @@ async def test_an_external_id_is_found_through_its_index(
         (_RESOLVE, {"key_hash": "abc"}, "api_keys", "uq_api_keys_key_hash"),
         (
             _ADVANCE_SESSION,
-            {"scope_session": "s5", "scope_tenant": "t1", "count": 1, "tokens": 0, "now": NOW},
+            {
+                "scope_session": "s5",
+                "scope_tenant": "t1",
+                "count": 1,
+                "tokens": 0,
+                "now": NOW,
+                "parent_seq": None,
+            },
             "sessions",
             "pk_sessions",
         ),

@@ -91,7 +91,7 @@ def test_strict_request_shapes_are_closed(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     for name in ("SessionCreate", "SessionUpdate", "MessageCreate", "MessageBatch",
                  "ToolCallCreate", "ToolCallUpdate", "ImportDocument", "ImportedMessage",
-                 "TenantCreate", "TenantUpdate"):  # fmt: skip
+                 "TenantCreate", "TenantUpdate", "SessionFork"):  # fmt: skip
         assert schemas[name]["additionalProperties"] is False, name
     assert schemas["SessionRead"].get("additionalProperties") is not False
 
@@ -170,11 +170,35 @@ def test_every_seq_in_a_query_string_is_documented_as_0_to_max_seq(
         for method, path, operation in _operations(document)
         for parameter in operation.get("parameters", ())
         if parameter["in"] == "query"
-        and parameter["name"] in ("after_seq", "before_seq", "expected_last_seq")
+        and parameter["name"]
+        in ("after_seq", "before_seq", "expected_last_seq", "leaf_seq", "parent_seq")
     ]
-    assert len(seqs) >= 7, seqs  # history (2), appends (2), truncate (2), pop
+    assert len(seqs) >= 9, seqs  # history (4), appends (2), truncate (2), pop
     for method, path, name, schema in seqs:
         assert (schema["minimum"], schema["maximum"]) == (0, MAX_SEQ), (method, path, name)
+
+
+def test_branches_and_forks_are_documented(document: dict[str, Any]) -> None:
+    history = document["paths"]["/v1/sessions/{session_id}/messages"]["get"]
+    parameters = {parameter["name"]: parameter for parameter in history["parameters"]}
+    branch = parameters["branch"]["schema"]
+    assert {"active", "all"} <= set(
+        value for option in branch.get("oneOf", [branch]) for value in option.get("enum", ())
+    )
+    fork = document["paths"]["/v1/sessions/{session_id}/fork"]["post"]
+    assert {"201", "400", "404", "409"} <= set(fork["responses"])
+    schemas = document["components"]["schemas"]
+    seq_fields = [
+        ("MessageAppend", "parent_seq"),
+        ("MessageBatch", "parent_seq"),
+        ("SessionUpdate", "head_seq"),
+        ("SessionFork", "at_seq"),
+    ]
+    for shape, field in seq_fields:
+        schema = schemas[shape]["properties"][field]
+        assert (schema["minimum"], schema["maximum"]) == (0, MAX_SEQ), (shape, field)
+    assert "parent_seq" in schemas["MessageRead"]["required"]
+    assert "head_seq" in schemas["SessionRead"]["required"]
 
 
 def test_the_document_describes_the_api_not_its_own_routes(document: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/sessions"): {"title": "t"},
     ("PATCH", "/v1/sessions/{session_id:str}"): {"title": "t2"},
     ("PUT", "/v1/sessions/{session_id:str}/traits"): {"plan": "free"},
+    ("POST", "/v1/sessions/{session_id:str}/fork"): {"title": "forked"},
     ("POST", "/v1/sessions/{session_id:str}/messages"): {"role": "user", "content": "hi"},
     ("POST", "/v1/sessions/{session_id:str}/messages/batch"): {
         "messages": [{"role": "user", "content": "hi"}]

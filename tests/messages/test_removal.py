@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from chat_sessions.db import Database
 from chat_sessions.errors import NotFound
-from chat_sessions.messages import removal, service
+from chat_sessions.messages import history, removal, service
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import sessions
 from chat_sessions.sessions.schemas import SessionCreate
@@ -79,7 +79,7 @@ async def session_row(database: Database, session_id: str) -> dict[str, Any]:
 
 async def seqs(database: Database, tenant_id: str, session_id: str) -> list[int]:
     async with database.transaction(write=False) as tx:
-        found, _ = await service.list_messages(
+        found, _ = await history.list_messages(
             tx,
             tenant_id=tenant_id,
             session_id=session_id,

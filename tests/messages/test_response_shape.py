@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from chat_sessions.db import Database
+from chat_sessions.messages.history import _history_statement
 from chat_sessions.messages.schemas import MessageRead
-from chat_sessions.messages.service import MESSAGE_COLUMNS, _history_statement
+from chat_sessions.messages.service import MESSAGE_COLUMNS
 from chat_sessions.tool_calls.schemas import ToolCallRead
 from chat_sessions.tool_calls.service import TOOL_CALL_COLUMNS
 from support import Tenant, new_session

@@ -135,6 +135,7 @@ async def test_create_session_never_exposes_tenant_or_internal_counters(
         "created_at",
         "updated_at",
         "version",
+        "head_seq",
     }
 
 

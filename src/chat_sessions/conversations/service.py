@@ -44,7 +44,7 @@ from chat_sessions.conversations.schemas import (
 )
 from chat_sessions.db import Transaction
 from chat_sessions.errors import BadRequest, NotFound, PayloadTooLarge
-from chat_sessions.messages import removal
+from chat_sessions.messages import history, removal
 from chat_sessions.messages import service as messages
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.sessions import service as sessions
@@ -300,7 +300,7 @@ async def list_items(
         else:
             before_seq = seq
     with _not_found_as("conversation"):
-        found, next_cursor = await messages.list_messages(
+        found, next_cursor = await history.list_messages(
             tx,
             tenant_id=tenant_id,
             session_id=conversation_id,

@@ -10,6 +10,7 @@ are one unit, sent as one assistant message: chat-completions wants every call a
 the next message. Messages without a `token_count` are estimated at four characters a token.
 Content is the text column: for a message sent as content parts, the text of its text parts.
 In-progress messages (an answer still streaming) are left out; interrupted ones are kept.
+Only the active branch is read: the messages from the root to the session's head.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Any
 from sqlalchemy import select
 
 from chat_sessions.db import Transaction
+from chat_sessions.messages.branches import path_seqs
+from chat_sessions.messages.history import branch_state
 from chat_sessions.messages.schemas import ContextMessage
 from chat_sessions.models import messages
-from chat_sessions.sessions.service import ensure_session
 
 CHUNK = 500
 # Instructions to the model: always sent, whatever the budget.
@@ -85,14 +87,23 @@ async def build_context(
     max_messages: int | None,
     max_tokens: int | None,
 ) -> list[ContextMessage]:
-    await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
+    head_seq, first_branch_seq = await branch_state(tx, tenant_id=tenant_id, session_id=session_id)
+    path = await path_seqs(
+        tx, session_id=session_id, leaf=head_seq, first_branch_seq=first_branch_seq
+    )
+    on_branch = None if path is None else set(path)
+
+    def of_branch(rows: Iterable[Any]) -> list[Any]:
+        return list(rows) if on_branch is None else [row for row in rows if row.seq in on_branch]
+
     # An answer still being generated is not part of the prompt; an interrupted one is.
     scope = (
         messages.c.session_id == session_id,
         messages.c.tenant_id == tenant_id,
         messages.c.status != "in_progress",
+        messages.c.seq <= head_seq,
     )
-    system = list(
+    system = of_branch(
         await tx.execute(
             select(*_COLUMNS)
             .where(*scope, messages.c.role.in_(ALWAYS_KEPT))
@@ -110,7 +121,7 @@ async def build_context(
             if before is not None:
                 statement = statement.where(messages.c.seq < before)
             chunk = list(await tx.execute(statement.order_by(messages.c.seq.desc()).limit(CHUNK)))
-            rows.extend(chunk)
+            rows.extend(of_branch(chunk))
             budget_spent = messages_left is not None and len(rows) > messages_left + 1
             if len(chunk) < CHUNK or budget_spent or _tokens_spent(rows, tokens_left):
                 return rows

@@ -1,19 +1,20 @@
 """Removing messages: truncate after a seq, pop the last, delete one by id; each keeps the
-session row right (its counters, its last seq) in the same transaction, under its lock."""
+session row right (its counters, its last seq, its head) in the same transaction, under its
+lock."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 
-from chat_sessions.db import Transaction
+from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import NotFound, PreconditionFailed
 from chat_sessions.messages.schemas import MessageRead
 from chat_sessions.messages.service import MESSAGE_COLUMNS, build_messages
 from chat_sessions.models import messages, sessions, utcnow
-from chat_sessions.sessions.service import ensure_session
+from chat_sessions.sessions.service import not_found
 
 
 async def truncate_after(
@@ -67,6 +68,7 @@ async def delete_message(
         which=messages.c.id == message_id,
         expected_last_seq=None,
         absent="message not found",
+        reparent=True,
     )
 
 
@@ -78,6 +80,7 @@ async def _remove_one(
     which: ColumnElement[bool],
     expected_last_seq: int | None,
     absent: str,
+    reparent: bool = False,
 ) -> MessageRead:
     removed = await _remove_messages(
         tx,
@@ -86,12 +89,20 @@ async def _remove_one(
         which=which,
         expected_last_seq=expected_last_seq,
         returning=MESSAGE_COLUMNS,
+        reparent=reparent,
     )
     if not removed:
         raise NotFound(absent)
     message = build_messages(removed)[0]
     tx.note_change(session_id, truncated_after=message.seq - 1)  # the rest is sent again
     return message
+
+
+_STATE = Prepared(
+    select(sessions.c.last_seq, sessions.c.head_seq, sessions.c.first_branch_seq)
+    .where(sessions.c.id == bindparam("session_id"), sessions.c.tenant_id == bindparam("tenant_id"))
+    .with_for_update()
+)
 
 
 async def _remove_messages(
@@ -102,6 +113,7 @@ async def _remove_messages(
     which: ColumnElement[bool],
     expected_last_seq: int | None,
     returning: Sequence[Any] = (),
+    reparent: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Delete the session's messages that `which` selects and keep the session row right;
     for each deleted message, its `returning` columns.
@@ -110,25 +122,37 @@ async def _remove_messages(
     session take turns and `expected_last_seq` (the session's highest seq) holds until commit.
     The row then counts what remains (`message_count`, `token_total`), and `last_seq` and
     `last_message_at` are those of the highest remaining seq, so appends continue after it.
-    Tool calls of deleted messages go by the database's cascade.
+    The head moves to its nearest remaining ancestor. `reparent` (a message deleted from the
+    middle) hands its children to its parent. Tool calls of deleted messages go by the
+    database's cascade.
     """
-    await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
-    if expected_last_seq is not None:
-        last_seq = (
-            await tx.execute(select(sessions.c.last_seq).where(sessions.c.id == session_id))
-        ).scalar_one()
-        if last_seq != expected_last_seq:
-            raise PreconditionFailed(
-                f"the session's last seq is {last_seq}, not {expected_last_seq}"
-            )
+    state = await tx.run(_STATE, {"session_id": session_id, "tenant_id": tenant_id})
+    if not state:
+        raise not_found()
+    last_seq, head_seq, first_branch_seq = state[0]
+    if expected_last_seq is not None and last_seq != expected_last_seq:
+        raise PreconditionFailed(f"the session's last seq is {last_seq}, not {expected_last_seq}")
     deleted = (
         await tx.execute(
             delete(messages)
             .where(messages.c.session_id == session_id, which)
-            .returning(messages.c.token_count, *returning)
+            .returning(messages.c.token_count, messages.c.seq, messages.c.parent_seq, *returning)
         )
     ).all()
     if deleted:
+        # A deleted message's parent, through deleted parents (every one of them is older).
+        parents = {row.seq: row.parent_seq for row in sorted(deleted, key=lambda row: row.seq)}
+        for seq, parent in parents.items():
+            parents[seq] = parents.get(parent, parent)
+        if reparent:
+            for seq, parent in parents.items():
+                await tx.execute(
+                    update(messages)
+                    .where(messages.c.session_id == session_id, messages.c.parent_seq == seq)
+                    .values(parent_seq=parent)
+                )
+                if first_branch_seq is not None:
+                    first_branch_seq = min(first_branch_seq, parent)
         last = (
             await tx.execute(
                 select(messages.c.seq, messages.c.created_at)
@@ -137,11 +161,18 @@ async def _remove_messages(
                 .limit(1)
             )
         ).first()
+        new_last = last.seq if last else 0
+        new_head = parents.get(head_seq, head_seq)
+        if first_branch_seq is not None and first_branch_seq >= new_last:
+            # What remains is one line again; read as one (NULL) only if the head is its end.
+            first_branch_seq = None if new_head == new_last else new_head
         await tx.execute(
             update(sessions)
             .where(sessions.c.id == session_id)
             .values(
-                last_seq=last.seq if last else 0,
+                last_seq=new_last,
+                head_seq=new_head,
+                first_branch_seq=first_branch_seq,
                 last_message_at=last.created_at if last else None,
                 message_count=sessions.c.message_count - len(deleted),
                 token_total=sessions.c.token_total - sum(row[0] or 0 for row in deleted),
@@ -149,4 +180,4 @@ async def _remove_messages(
                 version=sessions.c.version + 1,
             )
         )
-    return [tuple(row[1:]) for row in deleted]
+    return [tuple(row[3:]) for row in deleted]

@@ -14,7 +14,7 @@ from chat_sessions import preconditions
 from chat_sessions.bounds import MAX_COUNT, MAX_HISTORY_PAGE, MAX_SEQ
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
-from chat_sessions.messages import removal, service, streaming
+from chat_sessions.messages import history, removal, service, streaming
 from chat_sessions.messages.context import build_context
 from chat_sessions.messages.schemas import (
     Context,
@@ -92,6 +92,7 @@ class MessageController(Controller):
             expected_last_seq=expected_last_seq,
             traits_patch=_given(changes.traits_patch),
             user_traits_patch=_given(changes.user_traits_patch),
+            parent_seq=_given(changes.parent_seq),
             max_message_bytes=caller.settings.max_message_bytes,
             max_json_bytes=caller.settings.max_json_bytes,
         )
@@ -153,8 +154,22 @@ class MessageController(Controller):
         role: FromQuery[Role | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_HISTORY_PAGE)] = 100,
         cursor: Cursor = None,
+        branch: Annotated[
+            Literal["active", "all"] | None,
+            QueryParameter(
+                description="`active` (the default): the messages from the root to the head; "
+                "`all`: every message, of every branch"
+            ),
+        ] = None,
+        leaf_seq: Annotated[
+            int | None, seq_parameter("Read the branch that ends at this seq (not with branch=all)")
+        ] = None,
+        parent_seq: Annotated[
+            int | None,
+            seq_parameter("List the children of this seq: the alternatives at that point"),
+        ] = None,
     ) -> MessagePage:
-        found, next_cursor = await service.list_messages(
+        found, next_cursor = await history.list_messages(
             caller.tx,
             tenant_id=caller.tenant_id,
             session_id=session_id,
@@ -164,6 +179,9 @@ class MessageController(Controller):
             role=role,
             limit=limit,
             cursor=cursor,
+            branch=branch,
+            leaf_seq=leaf_seq,
+            parent_seq=parent_seq,
         )
         return MessagePage(data=found, next_cursor=next_cursor)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from chat_sessions.bounds import TokenCount
+from chat_sessions.bounds import MAX_SEQ, TokenCount
 
 # `developer` is OpenAI's successor of `system` for newer models; /context keeps both always.
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -56,8 +56,24 @@ UserTraitsPatch = Annotated[
 ]
 
 
+# Where an append starts a branch (messages/branches.py).
+ParentSeq = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=MAX_SEQ,
+        description="The seq of the message this one follows (0: a new first message); "
+        "absent: the session's head. A seq the session does not have is a 400. The message "
+        "becomes the head.",
+    ),
+]
+
+
 class MessageAppend(MessageCreate):
     """The body of a single append: a message, and state changes that happen with it."""
+
+    # Unset unless given (as `status`), so the digest of a body without it stays what it was.
+    parent_seq: ParentSeq | UnsetType = UNSET
 
     traits_patch: TraitsPatch | UnsetType = UNSET
     user_traits_patch: UserTraitsPatch | UnsetType = UNSET
@@ -65,6 +81,8 @@ class MessageAppend(MessageCreate):
 
 class MessageBatch(Struct, forbid_unknown_fields=True):
     messages: Annotated[list[MessageCreate], Meta(min_length=1, max_length=MAX_BATCH)]
+    # The first message's parent; each next one follows the one before.
+    parent_seq: ParentSeq | UnsetType = UNSET
     traits_patch: TraitsPatch | UnsetType = UNSET
     user_traits_patch: UserTraitsPatch | UnsetType = UNSET
 
@@ -83,6 +101,8 @@ class MessageRead(Struct):
     token_count: int | None
     created_at: datetime
     status: MessageStatus
+    # The seq of the message it follows (0: a first message); siblings share it.
+    parent_seq: int
 
 
 class MessageDelta(Struct, forbid_unknown_fields=True):

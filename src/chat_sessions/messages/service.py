@@ -1,5 +1,6 @@
-"""Messages: append (atomic, gapless seq; idempotent), history, one message; how a message is
-read (MESSAGE_COLUMNS, build_messages). Removals are in removal.py.
+"""Messages: append (atomic, gapless seq; idempotent; following the head or a named parent),
+one message; how a message is read (MESSAGE_COLUMNS, build_messages). Reading history is in
+history.py, removals in removal.py, the message tree in branches.py.
 
 A message's `seq` comes from its session row, incremented in the appending transaction
 (`UPDATE sessions SET last_seq = last_seq + n ... RETURNING last_seq`). That row's lock
@@ -9,7 +10,6 @@ first message and the millionth, and never hands out a number twice or skips one
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import operator
 from collections.abc import Iterable, Sequence
@@ -18,16 +18,16 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Integer, bindparam, case, false, or_, select, update
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
+from chat_sessions.messages.branches import has_message, lowest_branch_seq, no_such_seq
 from chat_sessions.messages.parts import check_parts, text_of
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
 from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
-from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
 from chat_sessions.sessions.state import apply_state_changes
 from chat_sessions.wire import columns
@@ -54,6 +54,7 @@ def build_messages(rows: Iterable[Sequence[Any]]) -> list[MessageRead]:
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
+_PARENT: Any = bindparam("parent_seq", type_=Integer())
 _ADVANCE_SESSION = Prepared(
     update(sessions)
     .where(
@@ -62,39 +63,37 @@ _ADVANCE_SESSION = Prepared(
     )
     .values(
         last_seq=sessions.c.last_seq + bindparam("count"),
+        # The new messages become the head when they follow it (no parent named, the head at
+        # the last seq: the common case) or name their parent. A head moved back (PATCH
+        # head_seq, a removal) stays here, so RETURNING tells the parent the first message
+        # takes; `_follow_moved_head` then moves it.
+        head_seq=case(
+            (
+                or_(_PARENT.isnot(None), sessions.c.head_seq == sessions.c.last_seq),
+                sessions.c.last_seq + bindparam("count"),
+            ),
+            else_=sessions.c.head_seq,
+        ),
+        # A named parent other than the last seq starts a branch there (messages/branches.py).
+        first_branch_seq=lowest_branch_seq(_PARENT, _PARENT.is_(None)),
         message_count=sessions.c.message_count + bindparam("count"),
         token_total=sessions.c.token_total + bindparam("tokens"),
         last_message_at=bindparam("now", type_=UTCDateTime()),
         updated_at=bindparam("now", type_=UTCDateTime()),
         version=sessions.c.version + 1,
     )
-    .returning(sessions.c.last_seq)
+    .returning(sessions.c.last_seq, sessions.c.head_seq)
+)
+# The rare second step: the appended messages follow a head that was moved back.
+_FOLLOW_MOVED_HEAD = Prepared(
+    update(sessions)
+    .where(sessions.c.id == bindparam("scope_session"))
+    .values(
+        head_seq=sessions.c.last_seq,
+        first_branch_seq=lowest_branch_seq(_PARENT, false()),
+    )
 )
 _INSERT_MESSAGE = Prepared(messages.insert())
-
-
-@functools.cache
-def _history_statement(
-    descending: bool, after: bool, before: bool, role: bool, cursor: bool
-) -> Prepared:
-    """The history query for one combination of filters, built once."""
-    seq = messages.c.seq
-    statement = select(*MESSAGE_COLUMNS).where(
-        messages.c.session_id == bindparam("session_id"),
-        messages.c.tenant_id == bindparam("tenant_id"),
-    )
-    if after:
-        statement = statement.where(seq > bindparam("after_seq"))
-    if before:
-        statement = statement.where(seq < bindparam("before_seq"))
-    if role:
-        statement = statement.where(messages.c.role == bindparam("role"))
-    if cursor:
-        position: Any = bindparam("position")
-        statement = statement.where(seq < position if descending else seq > position)
-    return Prepared(
-        statement.order_by(seq.desc() if descending else seq.asc()).limit(bindparam("limit"))
-    )
 
 
 def request_hash(kind: str, new: list[MessageCreate], *state_changes: Any) -> str:
@@ -150,6 +149,7 @@ def message_row(
     session_id: str,
     seq: int,
     created_at: datetime,
+    parent_seq: int | None = None,
     message_id: str | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
@@ -163,6 +163,7 @@ def message_row(
         "tenant_id": tenant_id,
         "session_id": session_id,
         "seq": seq,
+        "parent_seq": seq - 1 if parent_seq is None else parent_seq,
         "role": message.role,
         "content": content if parts is None else text_of(parts),
         "content_parts": parts,
@@ -190,11 +191,15 @@ async def append_messages(
     expected_last_seq: int | None = None,
     traits_patch: dict[str, Any] | None = None,
     user_traits_patch: dict[str, Any] | None = None,
+    parent_seq: int | None = None,
     max_message_bytes: int,
     max_json_bytes: int,
 ) -> tuple[list[MessageRead], bool]:
     """Append `new` with consecutive seqs, and apply the merge patches of the session's and
     its user's traits (sessions/state.py), all or nothing.
+
+    The first message follows `parent_seq` (400 unless 0 or a seq the session has), else the
+    head; each next one follows the one before; the last becomes the head.
 
     Returns the stored messages and whether this was a replay of an earlier request with the
     same idempotency key (then nothing new is stored, and no patch applied again).
@@ -204,7 +209,7 @@ async def append_messages(
     digest = None
     if idempotency_key is not None:
         kind = "batch" if len(new) > 1 else "one"
-        digest = request_hash(kind, new, traits_patch, user_traits_patch)
+        digest = request_hash(kind, new, traits_patch, user_traits_patch, parent_seq)
         # The session row's lock orders this request after any twin still in flight, so the
         # look-up below sees the twin's committed row: the unique index is only a backstop.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
@@ -220,11 +225,12 @@ async def append_messages(
         "count": count,
         "tokens": sum(message.token_count or 0 for message in new),
         "now": now,
+        "parent_seq": parent_seq,
     }
     advanced_rows = await tx.run(_ADVANCE_SESSION, advanced)
     if not advanced_rows:
         raise not_found()
-    last_seq = advanced_rows[0][0]
+    last_seq, head_seq = advanced_rows[0]
     if last_seq > MAX_SEQ:
         # SQLite's integer column would take it; PostgreSQL's refuses it (the statement above
         # fails there with a 400 "cannot be stored"): both answer 400, nothing stored.
@@ -234,6 +240,7 @@ async def append_messages(
         raise PreconditionFailed(
             f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
         )
+    parent = await _first_parent(tx, session_id, parent_seq, first_seq, head_seq, last_seq)
     if traits_patch is not None or user_traits_patch is not None:
         await apply_state_changes(
             tx,
@@ -249,6 +256,7 @@ async def append_messages(
             tenant_id=tenant_id,
             session_id=session_id,
             seq=first_seq + offset,
+            parent_seq=parent if offset == 0 else first_seq + offset - 1,
             created_at=now,
             idempotency_key=idempotency_key if offset == 0 else None,
             request_hash=digest if offset == 0 else None,
@@ -258,6 +266,28 @@ async def append_messages(
     await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
     tx.note_change(session_id)  # for the event streams (events/), once committed
     return build_messages(map(_WRITTEN, rows)), False
+
+
+async def _first_parent(
+    tx: Transaction,
+    session_id: str,
+    named: int | None,
+    first_seq: int,
+    head_seq: int,
+    last_seq: int,
+) -> int:
+    """The parent of the first appended message, with the session row already advanced
+    (and locked: removals lock it too, so a named parent cannot vanish before commit)."""
+    if named is not None:
+        if named >= first_seq or not await has_message(tx, session_id, named):
+            raise no_such_seq("parent_seq", named)
+        return named
+    if head_seq == last_seq:
+        # The head was the last seq; it now is the new last.
+        return first_seq - 1
+    # A head moved back (PATCH head_seq, a removal): the new messages branch off it.
+    await tx.run(_FOLLOW_MOVED_HEAD, {"scope_session": session_id, "parent_seq": head_seq})
+    return head_seq
 
 
 async def _replay(
@@ -288,45 +318,6 @@ async def _replay(
         .order_by(messages.c.seq)
     )
     return build_messages(rows)
-
-
-async def list_messages(
-    tx: Transaction,
-    *,
-    tenant_id: str,
-    session_id: str,
-    order: str,
-    after_seq: int | None,
-    before_seq: int | None,
-    role: str | None,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[MessageRead], str | None]:
-    """A page of history through the (session_id, seq) index, in either direction."""
-    scope = ("messages", tenant_id, session_id, order, after_seq, before_seq, role)
-    descending = order == "desc"
-    parameters: dict[str, Any] = {
-        "session_id": session_id,
-        "tenant_id": tenant_id,
-        "after_seq": after_seq,
-        "before_seq": before_seq,
-        "role": role,
-        "limit": limit + 1,
-    }
-    if cursor is not None:
-        (parameters["position"],) = decode_cursor(cursor, scope, (int,))
-    statement = _history_statement(
-        descending,
-        after_seq is not None,
-        before_seq is not None,
-        role is not None,
-        cursor is not None,
-    )
-    found = build_messages(await tx.run(statement, parameters))
-    if not found:
-        # An empty page: tell an empty (or filtered-out) history from a missing session.
-        await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    return cut_page(found, limit, scope, lambda message: [message.seq])
 
 
 async def get_message(

@@ -14,12 +14,13 @@ from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
 from chat_sessions.pagination import Cursor
 from chat_sessions.preconditions import IfMatch, if_match_versions, tagged
-from chat_sessions.sessions import listing, service
+from chat_sessions.sessions import fork, listing, service
 from chat_sessions.sessions.schemas import (
     EXTERNAL_ID_PATTERN,
     EXTERNAL_ID_RULE,
     MAX_EXTERNAL_ID,
     SessionCreate,
+    SessionFork,
     SessionPage,
     SessionRead,
     SessionStatus,
@@ -86,6 +87,31 @@ class SessionController(Controller):
         )
         if not created:
             return _one(row)
+        return _one(row, 201, Location=f"/v1/sessions/{row.id}")
+
+    @post(
+        "/{session_id:str}/fork",
+        status_code=201,
+        summary="Fork: a new session with a copy of one branch",
+        description="The new session's history is a copy of the branch from the root to "
+        "`at_seq` (default: the head), renumbered 1..k, with those messages' tool calls, "
+        "metadata and timestamps; title, traits and user_id are copied unless given. The "
+        "source is untouched. `201` and `Location`: the new session.",
+        responses=tenant_errors(404, 409, body=True),
+    )
+    async def fork_session(
+        self,
+        caller: NamedDependency[Caller],
+        session_id: FromPath[str],
+        data: JSONBody[SessionFork],
+    ) -> Response[SessionRead]:
+        row = await fork.fork_session(
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            data=data,
+            max_json_bytes=caller.settings.max_json_bytes,
+        )
         return _one(row, 201, Location=f"/v1/sessions/{row.id}")
 
     @get(

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from chat_sessions.bounds import MAX_SEQ
+
 SessionStatus = Literal["active", "running", "waiting_for_user_input", "completed", "failed"]
 UserId = Annotated[str, Meta(min_length=1, max_length=256)]
 Title = Annotated[str, Meta(max_length=1000)]
@@ -28,6 +30,18 @@ ExternalId = Annotated[
         pattern=EXTERNAL_ID_PATTERN,
         description=f"The caller's own id for the session, unique in the tenant: "
         f"{EXTERNAL_ID_RULE}",
+    ),
+]
+
+
+HeadSeq = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=MAX_SEQ,
+        description="Switch branch: the head moves to the most recently appended message "
+        "among this seq and its descendants (0: the newest message of all); a seq the "
+        "session does not have is a 400",
     ),
 ]
 
@@ -54,6 +68,30 @@ class SessionUpdate(Struct, forbid_unknown_fields=True):
     result: Outcome | UnsetType | None = UNSET
     error: Outcome | UnsetType | None = UNSET
     traits: dict[str, Any] | UnsetType = UNSET
+    # Switch branch: the head moves to the newest message among this seq and its descendants.
+    head_seq: HeadSeq | UnsetType = UNSET
+
+
+class SessionFork(Struct, forbid_unknown_fields=True):
+    """POST /fork: a new session whose history is a copy of the branch up to `at_seq`
+    (default: the head); title, traits and user_id copied unless given."""
+
+    at_seq: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                le=MAX_SEQ,
+                description="The last message copied, with its ancestors (default: the head; "
+                "0: none); a seq the session does not have is a 400",
+            ),
+        ]
+        | None
+    ) = None
+    title: Title | UnsetType | None = UNSET
+    traits: dict[str, Any] | UnsetType = UNSET
+    user_id: UserId | UnsetType | None = UNSET
+    external_id: ExternalId | None = None
 
 
 class SessionRead(Struct):
@@ -70,6 +108,8 @@ class SessionRead(Struct):
     created_at: datetime
     updated_at: datetime
     version: int
+    # The last message of the active branch (0: none).
+    head_seq: int
 
 
 class SessionListItem(SessionRead):

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import Conflict, NotFound
 from chat_sessions.jsonvalues import check_json, patched_traits, replaced_traits
+from chat_sessions.messages.branches import has_message, newest_under, no_such_seq
 from chat_sessions.models import new_id, sessions, utcnow
 from chat_sessions.preconditions import check_version
 from chat_sessions.sessions.schemas import SessionCreate, SessionRead, SessionUpdate
@@ -173,6 +174,10 @@ async def update_session(
         traits = patched_traits(current.traits, changes.traits, "traits", max_json_bytes)
         if traits is not None:
             values["traits"] = traits
+    if changes.head_seq is not UNSET:
+        head_seq = await _switched_head(tx, session_id, changes.head_seq)
+        if head_seq != current.head_seq:
+            values["head_seq"] = head_seq
     if not values:
         return current
     try:
@@ -181,6 +186,13 @@ async def update_session(
         # The only unique index a session's row update can break; the transaction is rolled
         # back with the error, on either engine.
         raise external_id_taken() from None
+
+
+async def _switched_head(tx: Transaction, session_id: str, seq: int) -> int:
+    """Where `PATCH {"head_seq": seq}` puts the head (the session row is locked)."""
+    if not await has_message(tx, session_id, seq):
+        raise no_such_seq("head_seq", seq)
+    return await newest_under(tx, session_id=session_id, seq=seq)
 
 
 async def replace_traits(

@@ -52,6 +52,8 @@ class ImportedSession(Struct, forbid_unknown_fields=True):
     message_count: Annotated[int, Meta(ge=0, le=MAX_INT32)] | None = None
     last_message_at: datetime | None = None
     version: Annotated[int, Meta(ge=1, le=MAX_INT32)] | None = None
+    # The active branch's last message; absent (an export from before branches): the last.
+    head_seq: Annotated[int, Meta(ge=0, le=MAX_SEQ)] | None = None
 
 
 class ImportedMessage(Struct, forbid_unknown_fields=True):
@@ -69,6 +71,9 @@ class ImportedMessage(Struct, forbid_unknown_fields=True):
     item: dict[str, Any] | None = None
     # An in_progress message is imported `interrupted`: nothing streams into the copy.
     status: MessageStatus = "completed"
+    # The message it follows (0: a first message); absent (an export from before branches):
+    # the document's message before it.
+    parent_seq: Annotated[int, Meta(ge=0, le=MAX_SEQ)] | None = None
 
 
 class ImportedToolCall(Struct, forbid_unknown_fields=True):

@@ -1,4 +1,5 @@
-"""Export a session as one document; import such a document as a new session, losslessly."""
+"""Export a session as one document; import such a document as a new session, losslessly
+(its branches too: each message's parent, the session's head)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def _check_document(document: ImportDocument, max_message_bytes: int, max_json_b
             max_message_bytes=max_message_bytes,
             max_json_bytes=max_json_bytes,
         )
+    _check_tree(document)
     message_ids = {message.id for message in document.messages if message.id}
     if len(message_ids) != sum(1 for message in document.messages if message.id):
         raise BadRequest("message ids must be unique")
@@ -80,6 +82,51 @@ def _check_document(document: ImportDocument, max_message_bytes: int, max_json_b
         check_json(call.result, "result", max_json_bytes)
         if call.message_id is not None and call.message_id not in message_ids:
             raise BadRequest(f"tool call {call.tool_call_id!r} names a message not in the document")
+
+
+def _parents(ordered: list[ImportedMessage]) -> list[int]:
+    """Each message's parent (messages in seq order): its own, or, when it has none or names
+    a message the document does not hold (one left out of an edited export), the one before
+    it."""
+    held = {0, *(message.seq for message in ordered)}
+    return [
+        message.parent_seq
+        if message.parent_seq in held
+        else (ordered[index - 1].seq if index else 0)
+        for index, message in enumerate(ordered)
+    ]
+
+
+def _check_tree(document: ImportDocument) -> None:
+    for message in document.messages:
+        if message.parent_seq is not None and message.parent_seq >= message.seq:
+            raise BadRequest(
+                f"message {message.seq}: parent_seq {message.parent_seq} is not an earlier seq"
+            )
+
+
+def _head(source_head: int | None, ordered: list[ImportedMessage]) -> int:
+    """The document's head, or its last message when it names none the document holds."""
+    last_seq = ordered[-1].seq if ordered else 0
+    if source_head is None or (source_head and all(m.seq != source_head for m in ordered)):
+        return last_seq
+    return source_head
+
+
+def _first_branch_seq(
+    ordered: list[ImportedMessage], parents: list[int], head_seq: int, last_seq: int
+) -> int | None:
+    """The lowest parent that is not the message before (messages/branches.py); a head
+    before the last seq counts as one too, as a session is read as one line only while its
+    head is its last seq."""
+    off_line = [
+        parent
+        for index, parent in enumerate(parents)
+        if parent != (ordered[index - 1].seq if index else 0)
+    ]
+    if head_seq != last_seq:
+        off_line.append(head_seq)
+    return min(off_line, default=None)
 
 
 def _imported(message: ImportedMessage) -> ImportedMessage:
@@ -105,6 +152,9 @@ async def import_session(
     now = utcnow()
     source = document.session
     ordered = sorted(document.messages, key=lambda message: message.seq)
+    parents = _parents(ordered)
+    last_seq = ordered[-1].seq if ordered else 0
+    head_seq = _head(source.head_seq, ordered)
     session_id = new_id()
     statement = insert(sessions).values(
         id=session_id,
@@ -117,7 +167,9 @@ async def import_session(
         result=source.result,
         error=source.error,
         message_count=len(ordered),
-        last_seq=ordered[-1].seq if ordered else 0,
+        last_seq=last_seq,
+        head_seq=head_seq,
+        first_branch_seq=_first_branch_seq(ordered, parents, head_seq, last_seq),
         token_total=sum(message.token_count or 0 for message in ordered),
         last_message_at=ordered[-1].created_at if ordered else None,
         created_at=source.created_at or now,
@@ -141,10 +193,11 @@ async def import_session(
                     tenant_id=tenant_id,
                     session_id=session_id,
                     seq=message.seq,
+                    parent_seq=parent,
                     created_at=message.created_at,
                     message_id=new_message_ids.get(message.id),
                 )
-                for message in ordered
+                for message, parent in zip(ordered, parents, strict=True)
             ],
         )
     if document.tool_calls:
