@@ -134,9 +134,7 @@ async def test_a_cut_mid_answer_resumes_without_repeating_or_losing(service: Ser
 
         await writer.delete_session(session.id)
         end = await _until(events, lambda event: isinstance(event, SessionDeleted))
-        assert [event for event in end if isinstance(event, SessionDeleted)][0].session_id == (
-            session.id
-        )
+        assert isinstance(end[-1], SessionDeleted) and end[-1].session_id == session.id
         with pytest.raises(StopAsyncIteration):
             await anext(events)
 
