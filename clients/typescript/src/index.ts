@@ -7,11 +7,12 @@
 //     unless it has one, and is retried under it, with reads, after a network error, a 5xx
 //     or a 429, so a retry after a lost answer never stores twice;
 //   - `unwrap`, which answers the data or throws a ChatSessionsError carrying the problem JSON.
-// The event stream (GET .../events) comes with the live-sessions work.
+// The event stream (GET .../events) is events.ts's `followSession`, written by hand too.
 import createClient, { type Client } from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
 export type { components, paths } from "./schema.js";
+export { type FollowOptions, type SessionEvent, followSession } from "./events.js";
 export type Schemas = components["schemas"];
 export type Session = Schemas["SessionRead"];
 export type Message = Schemas["MessageRead"];

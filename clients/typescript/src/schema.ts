@@ -271,6 +271,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{session_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow a session live (Server-Sent Events)
+         * @description `text/event-stream`: `message.created`, `message.delta`, `message.updated`, `messages.deleted`, `session.updated`, `session.deleted` (then the stream ends), each with an opaque `id` and JSON `data`; a `: ping` comment at least every 15 s. With `Last-Event-ID` the stream first sends what the client missed (every message it has not seen, as it is now); `after_seq=N` starts after seq N; with neither it starts with what happens from now on. `429` past MAX_STREAMS_PER_TENANT open streams.
+         */
+        get: operations["V1SessionsSessionIdEventsFollowSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sessions/{session_id}/export": {
         parameters: {
             query?: never;
@@ -2899,6 +2919,78 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Context"];
+                };
+            };
+            /** @description Malformed JSON, a wrong type, an unknown field, value or query parameter, an invalid cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A missing, unknown or revoked key (with `WWW-Authenticate: Bearer`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the tenant's rate limit (with `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry (`Retry-After`), a write with its `Idempotency-Key` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    V1SessionsSessionIdEventsFollowSession: {
+        parameters: {
+            query?: {
+                after_seq?: number | null;
+            };
+            header?: {
+                /** @description Resume after this event (what EventSource sends when it reconnects) */
+                "Last-Event-ID"?: string | null;
+            };
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session's events, as they happen (a stream that stays open) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
                 };
             };
             /** @description Malformed JSON, a wrong type, an unknown field, value or query parameter, an invalid cursor */

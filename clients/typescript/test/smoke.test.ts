@@ -9,6 +9,8 @@ import {
   ChatSessionsError,
   type MessageCreate,
   createChatSessionsClient,
+  followSession,
+  type SessionEvent,
   unwrap,
 } from "../src/index.js";
 import { type LiveService, startService } from "./service.js";
@@ -82,6 +84,36 @@ test("an append whose answer was lost is retried under one key and stored once",
   assert.equal(keys[0], keys[1]);
   const read = unwrap(await client.GET("/v1/sessions/{session_id}", path));
   assert.equal(read.message_count, 1);
+});
+
+test("stream two events, resume after the first, end on deletion", async () => {
+  const client = createChatSessionsClient({ baseUrl: service.baseUrl, apiKey: service.apiKey });
+  const session = unwrap(await client.POST("/v1/sessions", { body: {} }));
+  const path = { params: { path: { session_id: session.id } } };
+  const follow = { baseUrl: service.baseUrl, apiKey: service.apiKey, sessionId: session.id };
+  const events = followSession({ ...follow, afterSeq: 0 }); // nothing is missed, whenever it connects
+  const created: SessionEvent[] = [];
+  const reading = (async () => {
+    for await (const event of events) {
+      if (event.type === "message.created") created.push(event);
+      if (created.length === 2) return;
+    }
+  })();
+  for (const content of ["Find me a hotel", "Here are three."]) {
+    unwrap(await client.POST("/v1/sessions/{session_id}/messages", { ...path, body: { role: "user", content } }));
+  }
+  await reading;
+  assert.deepEqual(
+    created.map((event) => event.type === "message.created" && [event.data.seq, event.data.content]),
+    [[1, "Find me a hotel"], [2, "Here are three."]],
+  );
+  const resumed = followSession({ ...follow, lastEventId: created[0]?.id });
+  const next = await resumed.next();
+  assert.ok(!next.done && next.value.type === "message.created" && next.value.data.seq === 2);
+  await client.DELETE("/v1/sessions/{session_id}", path);
+  const rest: string[] = [];
+  for await (const event of resumed) rest.push(event.type);
+  assert.equal(rest.at(-1), "session.deleted");
 });
 
 test("an error answer is a ChatSessionsError with the problem JSON", async () => {

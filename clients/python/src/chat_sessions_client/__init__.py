@@ -17,6 +17,16 @@ from chat_sessions_client.errors import (
     RateLimitError,
     ServerError,
 )
+from chat_sessions_client.events import (
+    Event,
+    MessageCreated,
+    MessageDelta,
+    MessagesDeleted,
+    MessageUpdated,
+    SessionDeleted,
+    SessionUpdated,
+    UnknownEvent,
+)
 from chat_sessions_client.models import (
     ContextMessage,
     DeltaAck,
@@ -45,7 +55,12 @@ __all__ = [
     "ConflictError",
     "ContextMessage",
     "DeltaAck",
+    "Event",
     "Message",
+    "MessageCreated",
+    "MessageDelta",
+    "MessageUpdated",
+    "MessagesDeleted",
     "NewMessage",
     "NotFoundError",
     "Page",
@@ -56,8 +71,11 @@ __all__ = [
     "SearchHit",
     "ServerError",
     "Session",
+    "SessionDeleted",
     "SessionExport",
+    "SessionUpdated",
     "Stats",
     "ToolCall",
+    "UnknownEvent",
     "UserTraits",
 ]

@@ -3,10 +3,10 @@
 sending), so the two cannot drift apart; what differs is only how a call is sent and waited
 on, and how listings are walked page by page.
 
-Phase 2 (branches, fork, the event stream) slots in the same way: an operation function per
-route (`message_operations.py`, `operations.py`) and one line here; the event stream as an
-`AsyncIterator` method of the async client (an `Iterator` on the sync one) that resumes with
-`Last-Event-ID`."""
+Phase 2's branches and fork slot in the same way: an operation function per route
+(`message_operations.py`, `operations.py`) and one line here. The event stream is `events()`, an
+`Iterator` on the sync client and an `AsyncIterator` on the async one; what they share (the
+format, typed events, resuming with `Last-Event-ID`) is events.py's `Follow`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from chat_sessions_client import message_operations as mop
 from chat_sessions_client import operations as op
 from chat_sessions_client.calls import Answer, Call, Retries
 from chat_sessions_client.errors import APIConnectionError, APITimeoutError, error_for
+from chat_sessions_client.events import DEFAULT_READ_TIMEOUT, Event, Follow, StreamEnded
 from chat_sessions_client.models import Message, Page, Session, ToolCall
 
 P = ParamSpec("P")
@@ -172,6 +173,45 @@ class ChatSessionsClient(_Operations):
     def iter_tool_calls(self, session_id: str, **filters: Any) -> Iterator[ToolCall]:
         return self._pages(lambda cursor: op.list_tool_calls(session_id, cursor=cursor, **filters))
 
+    def events(
+        self,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        last_event_id: str | None = None,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+    ) -> Iterator[Event]:
+        """The session's events as they happen (from after `last_event_id`, or after seq
+        `after_seq`, or from now), reconnecting with `Last-Event-ID` after a dropped connection;
+        it ends after `SessionDeleted`. Closing the iterator closes the connection."""
+        follow = Follow(
+            session_id,
+            self.retries,
+            after_seq=after_seq,
+            last_event_id=last_event_id,
+            read_timeout=read_timeout,
+        )
+        while not follow.ended:
+            try:
+                response = self._http.send(follow.request(self._http), stream=True)
+                try:
+                    if not response.is_success:
+                        response.read()
+                        time.sleep(follow.delay_after_status(response))
+                        continue
+                    for text in response.iter_text():
+                        yield from follow.take(text)
+                        if follow.ended:
+                            return
+                finally:
+                    response.close()
+                raise StreamEnded("the server ended the event stream")
+            except httpx.TransportError as error:
+                delay = follow.delay_after_drop(error)
+                if delay is None:
+                    raise _gave_up(error) from error
+            time.sleep(delay)
+
     def close(self) -> None:
         self._http.close()
 
@@ -236,6 +276,46 @@ class AsyncChatSessionsClient(_Operations):
 
     def iter_tool_calls(self, session_id: str, **filters: Any) -> AsyncIterator[ToolCall]:
         return self._pages(lambda cursor: op.list_tool_calls(session_id, cursor=cursor, **filters))
+
+    async def events(
+        self,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        last_event_id: str | None = None,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+    ) -> AsyncIterator[Event]:
+        """The session's events as they happen (from after `last_event_id`, or after seq
+        `after_seq`, or from now), reconnecting with `Last-Event-ID` after a dropped connection;
+        it ends after `SessionDeleted`. Closing the iterator closes the connection."""
+        follow = Follow(
+            session_id,
+            self.retries,
+            after_seq=after_seq,
+            last_event_id=last_event_id,
+            read_timeout=read_timeout,
+        )
+        while not follow.ended:
+            try:
+                response = await self._http.send(follow.request(self._http), stream=True)
+                try:
+                    if not response.is_success:
+                        await response.aread()
+                        await asyncio.sleep(follow.delay_after_status(response))
+                        continue
+                    async for text in response.aiter_text():
+                        for event in follow.take(text):
+                            yield event
+                        if follow.ended:
+                            return
+                finally:
+                    await response.aclose()
+                raise StreamEnded("the server ended the event stream")
+            except httpx.TransportError as error:
+                delay = follow.delay_after_drop(error)
+                if delay is None:
+                    raise _gave_up(error) from error
+            await asyncio.sleep(delay)
 
     async def aclose(self) -> None:
         await self._http.aclose()
