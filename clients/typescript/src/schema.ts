@@ -308,6 +308,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{session_id}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fork: a new session with a copy of one branch
+         * @description The new session's history is a copy of the branch from the root to `at_seq` (default: the head), renumbered 1..k, with those messages' tool calls, metadata and timestamps; title, traits and user_id are copied unless given. The source is untouched. `201` and `Location`: the new session.
+         */
+        post: operations["V1SessionsSessionIdForkForkSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sessions/{session_id}/messages": {
         parameters: {
             query?: never;
@@ -657,6 +677,7 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             name?: string | null;
+            parent_seq?: number | null;
             /** @enum {string} */
             role: "system" | "developer" | "user" | "assistant" | "tool";
             seq: number;
@@ -680,6 +701,7 @@ export interface components {
             error?: string | null;
             /** @description The caller's own id for the session, unique in the tenant: 1..256 characters, none of them a control character */
             external_id?: string | null;
+            head_seq?: number | null;
             id?: string | null;
             last_message_at?: string | null;
             message_count?: number | null;
@@ -788,6 +810,8 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             name?: string | null;
+            /** @description The seq of the message this one follows (0: a new first message); absent: the session's head. A seq the session does not have is a 400. The message becomes the head. */
+            parent_seq?: number;
             /** @enum {string} */
             role: "system" | "developer" | "user" | "assistant" | "tool";
             /** @description `in_progress`: an assistant answer stored now and grown by deltas, closed by a PATCH (string content only) */
@@ -811,6 +835,8 @@ export interface components {
         /** MessageBatch */
         MessageBatch: {
             messages: components["schemas"]["MessageCreate"][];
+            /** @description The seq of the message this one follows (0: a new first message); absent: the session's head. A seq the session does not have is a 400. The message becomes the head. */
+            parent_seq?: number;
             /** @description A JSON Merge Patch of the session's traits, applied with the append */
             traits_patch?: {
                 [key: string]: unknown;
@@ -903,6 +929,7 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             name: string | null;
+            parent_seq: number;
             role: string;
             seq: number;
             session_id: string;
@@ -977,12 +1004,27 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** SessionFork */
+        SessionFork: {
+            /** @description The last message copied, with its ancestors (default: the head; 0: none); a seq the session does not have is a 400 */
+            at_seq?: number | null;
+            /** @description The caller's own id for the session, unique in the tenant: 1..256 characters, none of them a control character */
+            external_id?: string | null;
+            title?: string | null;
+            traits?: {
+                [key: string]: unknown;
+            };
+            user_id?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** SessionListItem */
         SessionListItem: {
             /** Format: date-time */
             created_at: string;
             error: string | null;
             external_id: string | null;
+            head_seq: number;
             id: string;
             last_message_at: string | null;
             message_count: number;
@@ -1013,6 +1055,7 @@ export interface components {
             created_at: string;
             error: string | null;
             external_id: string | null;
+            head_seq: number;
             id: string;
             last_message_at: string | null;
             message_count: number;
@@ -1034,6 +1077,8 @@ export interface components {
             error?: string | null;
             /** @description The caller's own id for the session, unique in the tenant: 1..256 characters, none of them a control character */
             external_id?: string | null;
+            /** @description Switch branch: the head moves to the most recently appended message among this seq and its descendants (0: the newest message of all); a seq the session does not have is a 400 */
+            head_seq?: number;
             result?: string | null;
             status?: "active" | "running" | "waiting_for_user_input" | "completed" | "failed";
             title?: string | null;
@@ -3107,15 +3152,119 @@ export interface operations {
             };
         };
     };
+    V1SessionsSessionIdForkForkSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionFork"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionRead"];
+                };
+            };
+            /** @description Malformed JSON, a wrong type, an unknown field, value or query parameter, an invalid cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A missing, unknown or revoked key (with `WWW-Authenticate: Bearer`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with what is stored */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body, a message's content or a JSON value is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the tenant's rate limit (with `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry (`Retry-After`), a write with its `Idempotency-Key` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     V1SessionsSessionIdMessagesListMessages: {
         parameters: {
             query?: {
                 after_seq?: number | null;
                 before_seq?: number | null;
+                /** @description `active` (the default): the messages from the root to the head; `all`: every message, of every branch */
+                branch?: "active" | "all" | null;
                 /** @description `next_cursor` of the previous page; any other value is 400 */
                 cursor?: string | null;
+                /** @description Read the branch that ends at this seq (not with branch=all) */
+                leaf_seq?: number | null;
                 limit?: number;
                 order?: "asc" | "desc";
+                /** @description List the children of this seq: the alternatives at that point */
+                parent_seq?: number | null;
                 role?: "system" | "developer" | "user" | "assistant" | "tool" | null;
             };
             header?: never;
