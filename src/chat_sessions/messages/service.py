@@ -18,15 +18,16 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
+from chat_sessions.db.append import advance_session, append_rows, insert_messages
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
 from chat_sessions.messages.parts import check_parts, text_of
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
-from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
+from chat_sessions.models import messages, new_id, utcnow
 from chat_sessions.pagination import cut_page, decode_cursor
 from chat_sessions.sessions.service import ensure_session, not_found
 from chat_sessions.sessions.state import apply_state_changes
@@ -54,25 +55,6 @@ def build_messages(rows: Iterable[Sequence[Any]]) -> list[MessageRead]:
 
 # Hot-path statements are built once, with bound parameters: building a Core statement on
 # every request costs several times what executing the cached one does.
-_ADVANCE_SESSION = Prepared(
-    update(sessions)
-    .where(
-        sessions.c.id == bindparam("scope_session"),
-        sessions.c.tenant_id == bindparam("scope_tenant"),
-    )
-    .values(
-        last_seq=sessions.c.last_seq + bindparam("count"),
-        message_count=sessions.c.message_count + bindparam("count"),
-        token_total=sessions.c.token_total + bindparam("tokens"),
-        last_message_at=bindparam("now", type_=UTCDateTime()),
-        updated_at=bindparam("now", type_=UTCDateTime()),
-        version=sessions.c.version + 1,
-    )
-    .returning(sessions.c.last_seq)
-)
-_INSERT_MESSAGE = Prepared(messages.insert())
-
-
 @functools.cache
 def _history_statement(
     descending: bool, after: bool, before: bool, role: bool, cursor: bool
@@ -212,24 +194,45 @@ async def append_messages(
         if replay is not None:
             return replay, True
 
-    count = len(new)
     now = utcnow()
-    advanced = {
+    advance = {
         "scope_session": session_id,
         "scope_tenant": tenant_id,
-        "count": count,
+        "count": len(new),
         "tokens": sum(message.token_count or 0 for message in new),
         "now": now,
     }
-    advanced_rows = await tx.run(_ADVANCE_SESSION, advanced)
-    if not advanced_rows:
+    rows = [
+        message_row(
+            message,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            seq=0,  # numbered by the append (db/append.py)
+            created_at=now,
+            idempotency_key=idempotency_key if offset == 0 else None,
+            request_hash=digest if offset == 0 else None,
+        )
+        for offset, message in enumerate(new)
+    ]
+    plain = (
+        digest is None
+        and expected_last_seq is None
+        and traits_patch is None
+        and user_traits_patch is None
+    )
+    if plain:
+        # One statement on PostgreSQL when it is the transaction's only one (db/append.py).
+        last_seq = await append_rows(tx, advance, rows)
+        if last_seq is None:
+            raise not_found()
+        _check_last_seq(last_seq)
+        return build_messages(map(_WRITTEN, rows)), False
+
+    last_seq = await advance_session(tx, advance)
+    if last_seq is None:
         raise not_found()
-    last_seq = advanced_rows[0][0]
-    if last_seq > MAX_SEQ:
-        # SQLite's integer column would take it; PostgreSQL's refuses it (the statement above
-        # fails there with a 400 "cannot be stored"): both answer 400, nothing stored.
-        raise BadRequest(f"this session has reached the last seq there is, {MAX_SEQ}")
-    first_seq = last_seq - count + 1
+    _check_last_seq(last_seq)
+    first_seq = last_seq - len(new) + 1
     if expected_last_seq is not None and first_seq - 1 != expected_last_seq:
         raise PreconditionFailed(
             f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
@@ -243,20 +246,15 @@ async def append_messages(
             user_traits_patch=user_traits_patch,
             max_json_bytes=max_json_bytes,
         )
-    rows = [
-        message_row(
-            message,
-            tenant_id=tenant_id,
-            session_id=session_id,
-            seq=first_seq + offset,
-            created_at=now,
-            idempotency_key=idempotency_key if offset == 0 else None,
-            request_hash=digest if offset == 0 else None,
-        )
-        for offset, message in enumerate(new)
-    ]
-    await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
+    await insert_messages(tx, rows, last_seq)
     return build_messages(map(_WRITTEN, rows)), False
+
+
+def _check_last_seq(last_seq: int) -> None:
+    if last_seq > MAX_SEQ:
+        # SQLite's integer column would take it; PostgreSQL's refuses it (the append fails
+        # there with a 400 "cannot be stored"): both answer 400, nothing stored.
+        raise BadRequest(f"this session has reached the last seq there is, {MAX_SEQ}")
 
 
 async def _replay(
