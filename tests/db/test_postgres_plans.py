@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat_sessions.auth import _RESOLVE
 from chat_sessions.db import Prepared
+from chat_sessions.db.append import _APPEND_IN_ONE, _PER_ROW, ADVANCE_SESSION
 from chat_sessions.db.postgres import create_postgres_engine
-from chat_sessions.messages.service import _ADVANCE_SESSION, _history_statement
+from chat_sessions.messages.service import _history_statement
 from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
 from chat_sessions.sessions.service import _GET
 from support import create_migrated_postgres_database, drop_postgres_database, make_settings
@@ -223,19 +224,25 @@ async def test_an_external_id_is_found_through_its_index(
     }
 
 
+_ADVANCE = {"scope_session": "s5", "scope_tenant": "t1", "count": 1, "tokens": 0, "now": NOW}
+# One message's columns, one array each (db/append.py); what they hold does not change a plan.
+_ONE_MESSAGE = {
+    f"each_{key}": [
+        {"id": "m-new", "role": "user", "content": "hi", "status": "completed"}.get(key)
+    ]
+    for key in _PER_ROW
+}
+
+
 @pytest.mark.parametrize(
     ("statement", "values", "table", "index"),
     [
         (_GET, {"session_id": "s5", "tenant_id": "t1"}, "sessions", "pk_sessions"),
         (_RESOLVE, {"key_hash": "abc"}, "api_keys", "uq_api_keys_key_hash"),
-        (
-            _ADVANCE_SESSION,
-            {"scope_session": "s5", "scope_tenant": "t1", "count": 1, "tokens": 0, "now": NOW},
-            "sessions",
-            "pk_sessions",
-        ),
+        (ADVANCE_SESSION, _ADVANCE, "sessions", "pk_sessions"),
+        (_APPEND_IN_ONE, {**_ADVANCE, **_ONE_MESSAGE}, "sessions", "pk_sessions"),
     ],
-    ids=["get-session", "resolve-api-key", "advance-session"],
+    ids=["get-session", "resolve-api-key", "advance-session", "append-in-one-statement"],
 )
 async def test_point_statements_use_their_key(
     connection: AsyncConnection, statement: Prepared, values: dict[str, Any], table: str, index: str
