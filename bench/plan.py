@@ -150,6 +150,7 @@ READS = ("get_session", "list_first", "list_deep", "read_last50", "read_last50_p
 WRITES = (
     "create_session",
     "append",
+    "append_many",
     "append_parts",
     "append_batch_20",
     "chat_turn",
@@ -165,6 +166,7 @@ SCENARIOS = (*READS, *WRITES, UNDER_WRITES)
 # Searches come now and then, each after what was written since the one before; the writers
 # never pause.
 SEARCH_PAUSE_MS = 1000
+APPEND_MANY_SESSIONS = 100
 
 
 def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]:
@@ -216,6 +218,17 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             method="POST",
             body=payloads.WRK_MESSAGE,
             answer="appended",
+        ),
+        # The same append going round many sessions (the chat turn's): no two writers wait for
+        # one session row's lock, as they all do above.
+        "append_many": Scenario(
+            "append_many",
+            f"append one message ({len(fx.chat_sessions[:APPEND_MANY_SESSIONS])} sessions)",
+            f"/v1/sessions/{fx.chat_sessions[0]}/messages",
+            method="POST",
+            body=payloads.WRK_MESSAGE,
+            answer="appended",
+            paths=[f"/v1/sessions/{s}/messages" for s in fx.chat_sessions[:APPEND_MANY_SESSIONS]],
         ),
         "append_parts": Scenario(
             "append_parts",
