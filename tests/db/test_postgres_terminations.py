@@ -17,7 +17,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chat_sessions.db import Database
-from chat_sessions.db.asyncpg_direct import driver_connection
 from chat_sessions.db.postgres import _PostgresTransaction
 from chat_sessions.settings import Settings
 from support import Tenant, append, count_rows, new_session
@@ -119,10 +118,10 @@ class Killer:
             return
         self.target = None
         self.kills += 1
-        if tx._connection is None:
+        if tx._lease is None:
             assert await _terminate_all(self.admin) >= 1
             return
-        pid = driver_connection(tx._connection).get_server_pid()
+        pid = tx._lease.driver.get_server_pid()
         async with self.admin.connect() as connection:
             terminated = await connection.execute(text(_TERMINATE_ONE), {"pid": pid})
             assert terminated.scalar_one() is True

@@ -18,7 +18,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from chat_sessions.db.asyncpg_direct import checkout, fetch_prepared
+from chat_sessions.db.asyncpg_direct import Lease
 from chat_sessions.db.prepared import Prepared
 from chat_sessions.db.transaction import Engine, Transaction
 from chat_sessions.jsonvalues import encode_for_storage
@@ -126,7 +126,7 @@ class _PostgresTransaction(Transaction):
         self._engine = engine
         self._write = write
         self._pool_limit = pool_limit
-        self._connection: AsyncConnection | None = None
+        self._lease: Lease | None = None
         # Whether `execute` has set this read's connection READ ONLY (for its next BEGIN).
         self._read_only_set = False
         # Set once a one-statement write has committed: nothing may follow it.
@@ -134,21 +134,23 @@ class _PostgresTransaction(Transaction):
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         self._check_open()
-        if self._connection is not None:
+        if self._lease is not None:
+            connection = self._lease.sqlalchemy()
             try:
                 if not self._write and not self._read_only_set:
                     # Prepared reads came first, without a transaction: begin READ ONLY now.
-                    await self._connection.execution_options(postgresql_readonly=True)
+                    await connection.execution_options(postgresql_readonly=True)
                     self._read_only_set = True
-                return await self._connection.execute(statement, parameters)
+                return await connection.execute(statement, parameters)
             except DBAPIError as error:
                 if self._write or not error.connection_invalidated:
                     raise
-                await self._drop_connection()
+                await self._drop_lease()
                 log.info("a read's PostgreSQL connection died; retrying on a new one")
-        self._connection, result = await postgres_first_statement(
+        connection, result = await postgres_first_statement(
             self._engine, statement, parameters, read_only=not self._write
         )
+        self._lease = Lease.of(self._engine, connection)
         self._read_only_set = not self._write
         return result
 
@@ -160,25 +162,25 @@ class _PostgresTransaction(Transaction):
             return list(result) if result.returns_rows else []
         self._check_open()
         for attempt in range(1, _ATTEMPTS + 1):
-            if self._connection is None:
-                self._connection = await checkout(self._engine, limit=self._pool_limit)
+            if self._lease is None:
+                self._lease = await Lease.take(self._engine, limit=self._pool_limit)
             try:
-                return await fetch_prepared(self._connection, prepared, parameters)
+                return await self._lease.fetch(prepared, parameters)
             except DBAPIError as error:
                 if attempt == _ATTEMPTS or not error.connection_invalidated:
                     raise
-                await self._drop_connection()
+                await self._drop_lease()
                 log.info("a read's PostgreSQL connection died; retrying on a new one")
         raise AssertionError("unreachable")
 
     async def run_alone(
         self, prepared: Prepared, parameters: Mapping[str, Any]
     ) -> list[tuple[Any, ...]] | None:
-        if not self._write or self._connection is not None:
+        if not self._write or self._lease is not None:
             return None
-        self._connection = await checkout(self._engine, limit=self._pool_limit)
+        self._lease = await Lease.take(self._engine, limit=self._pool_limit)
         self._ran_alone = True
-        return await fetch_prepared(self._connection, prepared, parameters)
+        return await self._lease.fetch(prepared, parameters)
 
     def _check_open(self) -> None:
         if self._ran_alone:
@@ -186,18 +188,20 @@ class _PostgresTransaction(Transaction):
                 "this transaction's one statement (run_alone) is committed: nothing may follow"
             )
 
-    async def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
+    async def _drop_lease(self) -> None:
+        lease, self._lease = self._lease, None
         self._read_only_set = False
-        if connection is not None:
-            await connection.close()
+        if lease is not None:
+            await lease.release()
 
     async def finish(self, commit: bool) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
+        lease, self._lease = self._lease, None
+        if lease is None:
             return
         try:
-            if connection.in_transaction():
+            # Only SQLAlchemy begins transactions here: Prepared reads and run_alone autocommit.
+            connection = lease.sqlalchemy_in_use
+            if connection is not None and connection.in_transaction():
                 if commit:
                     await connection.commit()
                 else:
@@ -207,7 +211,7 @@ class _PostgresTransaction(Transaction):
                 raise
             log.info("a read's PostgreSQL connection died at its end; nothing was lost")
         finally:
-            await connection.close()
+            await lease.release()
 
 
 class PostgresEngine(Engine):
