@@ -24,6 +24,7 @@ from chat_sessions.auth import _RESOLVE
 from chat_sessions.db import Prepared
 from chat_sessions.db.append import _APPEND_IN_ONE, _PER_ROW, ADVANCE_SESSION
 from chat_sessions.db.postgres import create_postgres_engine
+from chat_sessions.messages.context import _NEWEST_CHUNKS, _SYSTEM
 from chat_sessions.messages.service import _history_statement
 from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
 from chat_sessions.sessions.service import _GET
@@ -143,6 +144,18 @@ async def test_history_reads_the_session_through_its_seq_index(
         position=1_500 if descending else 20,
         limit=51,
     )
+    _assert_indexed(nodes, "messages", "ix_messages_session_id_seq")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [_SYSTEM, _NEWEST_CHUNKS[False], _NEWEST_CHUNKS[True]],
+    ids=["system", "newest", "newest-before"],
+)
+async def test_context_reads_the_session_through_its_seq_index(
+    connection: AsyncConnection, statement: Prepared
+) -> None:
+    nodes = await _plan(connection, statement, session_id="s5", tenant_id="t1", before=1_500)
     _assert_indexed(nodes, "messages", "ix_messages_session_id_seq")
 
 

@@ -1,6 +1,7 @@
 """PostgreSQL: what the hot routes send to the server. An append of one message (and a batch)
 is one statement, one round trip, with no BEGIN or COMMIT; a read of history, a session, a
-list of sessions, the API key's look-up: one statement each, no transaction of their own.
+list of sessions, the API key's look-up: one statement each, no transaction of their own;
+/context three.
 
 Counted at the wire: every write to the sockets of the service's pooled connections, after the
 routes have run once (asyncpg parses a statement once per connection, a round trip of its own
@@ -89,7 +90,12 @@ async def test_hot_routes_are_one_statement_each_without_begin_or_commit(
             "list sessions": lambda: client.get("/v1/sessions", headers=tenant.headers),
         }
         sent = {name: await _sent_by(wire, request) for name, request in requests.items()}
+        context = await _sent_by(
+            wire, lambda: client.get(f"{base}/context?max_messages=20", headers=tenant.headers)
+        )
     assert sent == {name: [BIND] for name in requests}
+    # The session, its system messages, the newest others: three reads, no transaction.
+    assert context == [BIND, BIND, BIND]
 
 
 async def test_the_api_key_look_up_is_one_statement(

@@ -15,11 +15,11 @@ In-progress messages (an answer still streaming) are left out; interrupted ones 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 
-from chat_sessions.db import Transaction
+from chat_sessions.db import Prepared, Transaction
 from chat_sessions.messages.schemas import ContextMessage
 from chat_sessions.models import messages
 from chat_sessions.sessions.service import ensure_session
@@ -36,6 +36,43 @@ _COLUMNS = (
     messages.c.tool_call_id,
     messages.c.token_count,
 )
+
+
+class _Row(NamedTuple):
+    """A row of _COLUMNS."""
+
+    seq: int
+    role: str
+    content: str
+    name: str | None
+    tool_calls: list[Any] | None
+    tool_call_id: str | None
+    token_count: int | None
+
+
+# Built once, run as `Prepared` (on PostgreSQL straight on asyncpg): a request's two or three
+# statements cost what building them would.
+_SCOPE = (
+    messages.c.session_id == bindparam("session_id"),
+    messages.c.tenant_id == bindparam("tenant_id"),
+    # An answer still being generated is not part of the prompt; an interrupted one is.
+    messages.c.status != "in_progress",
+)
+# Comparisons one by one: IN with a list is an expanding parameter, which Prepared has not.
+_SYSTEM = Prepared(
+    select(*_COLUMNS)
+    .where(*_SCOPE, or_(*(messages.c.role == role for role in ALWAYS_KEPT)))
+    .order_by(messages.c.seq)
+)
+_NEWEST = select(*_COLUMNS).where(*_SCOPE, *(messages.c.role != role for role in ALWAYS_KEPT))
+_NEWEST_CHUNKS = {
+    before: Prepared(
+        (_NEWEST.where(messages.c.seq < bindparam("before")) if before else _NEWEST)
+        .order_by(messages.c.seq.desc())
+        .limit(CHUNK)
+    )
+    for before in (False, True)
+}
 
 
 def estimated_tokens(row: Any) -> int:
@@ -86,19 +123,8 @@ async def build_context(
     max_tokens: int | None,
 ) -> list[ContextMessage]:
     await ensure_session(tx, tenant_id=tenant_id, session_id=session_id)
-    # An answer still being generated is not part of the prompt; an interrupted one is.
-    scope = (
-        messages.c.session_id == session_id,
-        messages.c.tenant_id == tenant_id,
-        messages.c.status != "in_progress",
-    )
-    system = list(
-        await tx.execute(
-            select(*_COLUMNS)
-            .where(*scope, messages.c.role.in_(ALWAYS_KEPT))
-            .order_by(messages.c.seq)
-        )
-    )
+    scope = {"session_id": session_id, "tenant_id": tenant_id}
+    system = [_Row(*row) for row in await tx.run(_SYSTEM, scope)]
     messages_left = None if max_messages is None else max_messages - len(system)
     tokens_left = None if max_tokens is None else max_tokens - sum(map(estimated_tokens, system))
 
@@ -106,10 +132,12 @@ async def build_context(
         rows: list[Any] = []
         before: int | None = None
         while True:
-            statement = select(*_COLUMNS).where(*scope, messages.c.role.not_in(ALWAYS_KEPT))
-            if before is not None:
-                statement = statement.where(messages.c.seq < before)
-            chunk = list(await tx.execute(statement.order_by(messages.c.seq.desc()).limit(CHUNK)))
+            chunk = [
+                _Row(*row)
+                for row in await tx.run(
+                    _NEWEST_CHUNKS[before is not None], {**scope, "before": before}
+                )
+            ]
             rows.extend(chunk)
             budget_spent = messages_left is not None and len(rows) > messages_left + 1
             if len(chunk) < CHUNK or budget_spent or _tokens_spent(rows, tokens_left):
