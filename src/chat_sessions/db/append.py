@@ -27,7 +27,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import UserDefinedType
 
@@ -67,10 +66,12 @@ def _from_advanced(advanced: Any, ordinal: Any) -> dict[str, Any]:
     }
 
 
-class _EncodedJSONArray(UserDefinedType[list[str | None]]):
-    """An array of JSON values encoded here (`encode_for_storage`, as the engine's serializer
-    does for one value). SQLAlchemy's ARRAY(JSON) would read a list value (content parts) as
-    one more dimension of the array."""
+class _DriverArray(UserDefinedType[list[Any]]):
+    """An array parameter handed to asyncpg as it is, its elements encoded by asyncpg's own
+    codecs: no per-element processing here (SQLAlchemy's ARRAY runs each column type's
+    processor on each element, and reads a list value, content parts, as one more dimension).
+    A JSON column's values are encoded first (`encode_for_storage`, as the engine's serializer
+    does for one value); a timestamp's are aware datetimes, which asyncpg stores as UTC."""
 
     cache_ok = True
     render_bind_cast = True
@@ -82,11 +83,12 @@ class _EncodedJSONArray(UserDefinedType[list[str | None]]):
         return f"{self.element}[]"
 
 
-def _array_of(column: Any) -> Any:
-    if isinstance(column.type.dialect_impl(_DIALECT), sqltypes.JSON):
-        jsonb = isinstance(column.type.dialect_impl(_DIALECT), JSONB)
-        return _EncodedJSONArray("JSONB" if jsonb else "JSON")
-    return ARRAY(column.type)
+def _array_of(column: Any) -> _DriverArray:
+    return _DriverArray(column.type.compile(dialect=_DIALECT))
+
+
+def _is_json(column: Any) -> bool:
+    return isinstance(column.type.dialect_impl(_DIALECT), sqltypes.JSON)
 
 
 def _append_in_one() -> tuple[Prepared, list[str], list[str]]:
@@ -106,7 +108,7 @@ def _append_in_one() -> tuple[Prepared, list[str], list[str]]:
     rows = select(*(new.c[key] for key in per_row), *computed.values())
     inserted = messages.insert().from_select(names, rows.select_from(advanced).join(new, true()))
     statement = select(advanced.c.last_seq).add_cte(inserted.cte("inserted"))
-    encoded = [key for key in per_row if isinstance(arrays[key], _EncodedJSONArray)]
+    encoded = [key for key in per_row if _is_json(messages.c[key])]
     return Prepared(statement), per_row, encoded
 
 
