@@ -53,6 +53,7 @@ class Lease:
         self._proxied = proxied
         self.driver: Any = proxied.driver_connection
         self._connection: AsyncConnection | None = None
+        self._invalidated = False  # and so given back to the pool, without its connection
 
     @classmethod
     async def take(cls, engine: AsyncEngine, *, limit: int) -> Lease:
@@ -144,7 +145,8 @@ class Lease:
         """Never pool this connection again (it died)."""
         if self._connection is not None:
             await self._connection.invalidate()
-        else:
+        elif not self._invalidated:
+            self._invalidated = True
             self._proxied.invalidate()  # outside a greenlet: closed at once, no I/O
 
     async def release(self) -> None:
@@ -154,8 +156,10 @@ class Lease:
             await self._connection.close()
             return
         pool: Any = self._engine.sync_engine.pool
+        if self._invalidated:
+            return
         if self.driver.is_closed():
-            self._proxied.invalidate()
+            await self.invalidate()
         elif pool.checkedin() < pool.size() and not self.driver.is_in_transaction():
             self._proxied.close()
         else:

@@ -112,9 +112,10 @@ class _PostgresTransaction(Transaction):
     sees its own snapshot, so the retried statement sees what it would have seen a moment
     later on the old connection. A read's COMMIT that fails as a disconnect loses nothing either.
 
-    Writes run through SQLAlchemy's transaction (BEGIN on the first statement), except a
-    one-statement write (`run_alone`: appending messages, db/append.py), which runs in
-    autocommit as the transaction's only statement. A write can only be retried when its first
+    Writes begin through SQLAlchemy (BEGIN with the first statement); their later `Prepared`
+    statements run straight on asyncpg inside that transaction. A one-statement write
+    (`run_alone`: appending messages, db/append.py) runs in autocommit as the transaction's
+    only statement. A write can only be retried when its first
     statement fails before anything of it reached the server: past that, a dead connection
     fails the request (`503`), its transaction rolled back by the server - or, when the COMMIT
     (or the one autocommitted statement) was in flight, committed or not, which nobody can tell.
@@ -158,8 +159,18 @@ class _PostgresTransaction(Transaction):
         self, prepared: Prepared, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> list[tuple[Any, ...]]:
         if self._write or not isinstance(parameters, Mapping):
-            result = await self.execute(prepared.statement, parameters)
-            return list(result) if result.returns_rows else []
+            lease = self._lease
+            if (
+                lease is None
+                or not lease.driver.is_in_transaction()
+                or not isinstance(parameters, Mapping)
+            ):
+                # A write's first statement begins its transaction through SQLAlchemy.
+                result = await self.execute(prepared.statement, parameters)
+                return list(result) if result.returns_rows else []
+            # Begun: the rest run on the driver inside it (not retried, as any write's).
+            self._check_open()
+            return await lease.fetch(prepared, parameters)
         self._check_open()
         for attempt in range(1, _ATTEMPTS + 1):
             if self._lease is None:
