@@ -143,7 +143,10 @@ async def _profile(
         await _request(database, write, work)
     profiler.disable()
     stats = pstats.Stats(profiler, stream=sys.stdout)
-    stats.sort_stats("tottime").print_stats(25)
+    # PROFILE_SORT=cumulative for the call tree's weights; PROFILE_CALLERS=name for who calls it.
+    stats.sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(25)
+    if callers := os.environ.get("PROFILE_CALLERS"):
+        stats.print_callers(callers)
 
 
 async def _seed(database: Database) -> tuple[str, str, str]:
