@@ -25,7 +25,8 @@ import msgspec
 from payloads import message
 from sqlalchemy.dialects import sqlite
 
-from chat_sessions.db import _Plan, append
+from chat_sessions.db import append
+from chat_sessions.db.prepared import _Plan
 from chat_sessions.jsonvalues import MAX_JSON_DEPTH, _check_tree
 from chat_sessions.messages import service
 from chat_sessions.messages.schemas import MessageCreate
