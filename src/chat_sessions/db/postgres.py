@@ -1,6 +1,8 @@
-"""The PostgreSQL engine: `PostgresEngine` owns a process's asyncpg pool; each transaction
-(`_PostgresTransaction`) takes a connection on its first statement
-(`postgres_first_statement`, which outlives connections that died in the pool).
+"""The PostgreSQL engine: `PostgresEngine` owns a process's pool (SQLAlchemy's, over asyncpg);
+each transaction (`_PostgresTransaction`) leases a connection on its first statement: its
+`Prepared` statements run straight on asyncpg (asyncpg_direct.py), Core statements through
+SQLAlchemy on the same connection (`postgres_first_statement` when one comes first, which
+outlives connections that died in the pool).
 
 Services lock the session row they change (`SELECT ... FOR UPDATE`, or an `UPDATE` first), so
 several processes append and patch correctly side by side.
@@ -115,10 +117,10 @@ class _PostgresTransaction(Transaction):
     Writes begin through SQLAlchemy (BEGIN with the first statement); their later `Prepared`
     statements run straight on asyncpg inside that transaction. A one-statement write
     (`run_alone`: appending messages, db/append.py) runs in autocommit as the transaction's
-    only statement. A write can only be retried when its first
-    statement fails before anything of it reached the server: past that, a dead connection
-    fails the request (`503`), its transaction rolled back by the server - or, when the COMMIT
-    (or the one autocommitted statement) was in flight, committed or not, which nobody can tell.
+    only statement. A write can only be retried when its first statement fails before
+    anything of it reached the server: past that, a dead connection fails the request
+    (`503`), its transaction rolled back by the server - or, when the COMMIT (or the one
+    autocommitted statement) was in flight, committed or not, which nobody can tell.
     """
 
     dialect = "postgresql"
