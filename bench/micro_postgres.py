@@ -78,6 +78,13 @@ async def _measure(database: Database, profile: str | None) -> None:
     async def append(tx: Transaction) -> Any:
         return await messages.append_messages(tx, **scope, new=[one], **LIMITS)
 
+    keys = iter(range(10**9))
+
+    async def append_keyed(tx: Transaction) -> Any:
+        """The multi-statement path: BEGIN, lock, look-up, advance, insert, COMMIT."""
+        key = f"k{next(keys)}"
+        return await messages.append_messages(tx, **scope, new=[one], idempotency_key=key, **LIMITS)
+
     async def append_20(tx: Transaction) -> Any:
         return await messages.append_messages(tx, **scope, new=batch, **LIMITS)
 
@@ -92,6 +99,7 @@ async def _measure(database: Database, profile: str | None) -> None:
 
     cases: dict[str, tuple[bool, Callable[[Transaction], Awaitable[Any]]]] = {
         "append": (True, append),
+        "append_keyed": (True, append_keyed),
         "append_batch_20": (True, append_20),
         "read_last50": (False, last_50),
         "get_session": (False, get_session),
