@@ -25,7 +25,8 @@ import msgspec
 from payloads import message
 from sqlalchemy.dialects import sqlite
 
-from chat_sessions.db import _Plan
+from chat_sessions.db import append
+from chat_sessions.db.prepared import _Plan
 from chat_sessions.jsonvalues import MAX_JSON_DEPTH, _check_tree
 from chat_sessions.messages import service
 from chat_sessions.messages.schemas import MessageCreate
@@ -113,7 +114,7 @@ def plans_with(bind_processor: object) -> tuple[_Plan, _Plan]:
     try:
         return tuple(  # type: ignore[return-value]
             _Plan(prepared.statement, dialect)
-            for prepared in (service._ADVANCE_SESSION, service._INSERT_MESSAGE)
+            for prepared in (append.ADVANCE_SESSION, append.INSERT_MESSAGES)
         )
     finally:
         UTCDateTime.bind_processor = original  # type: ignore[method-assign]

@@ -20,8 +20,9 @@ from payloads import message
 
 from chat_sessions.db.prepared import _Plan
 from chat_sessions.db.sqlite import create_sqlite_engine
+from chat_sessions.messages.append import INSERT_MESSAGES
 from chat_sessions.messages.schemas import MessageCreate
-from chat_sessions.messages.service import _INSERT_MESSAGE, message_row
+from chat_sessions.messages.service import message_row
 from chat_sessions.models import messages, new_id, utcnow
 from chat_sessions.settings import Settings
 
@@ -59,7 +60,7 @@ def values_many_without_memo(plan: _Plan, parameter_sets: Sequence[Any]) -> list
 
 def main() -> None:
     dialect = create_sqlite_engine("sqlite://", Settings()).dialect
-    plan = _INSERT_MESSAGE.plan(dialect)
+    plan = INSERT_MESSAGES.plan(dialect)
     for count in (20, 500):
         rows = batch_rows(count)
         assert plan.values_many(rows) == values_many_without_memo(plan, rows)

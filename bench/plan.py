@@ -162,6 +162,7 @@ FORKED_MESSAGES = 1_000  # a fork copies the hot session's first 1,000
 WRITES = (
     "create_session",
     "append",
+    "append_many",
     "append_parts",
     "append_batch_20",
     "chat_turn",
@@ -178,6 +179,7 @@ SCENARIOS = (*READS, *WRITES, UNDER_WRITES)
 # Searches come now and then, each after what was written since the one before; the writers
 # never pause.
 SEARCH_PAUSE_MS = 1000
+APPEND_MANY_SESSIONS = 100
 
 
 def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]:
@@ -245,6 +247,17 @@ def build_scenarios(plan: Plan, fx: Fixture, cursor: str) -> dict[str, Scenario]
             method="POST",
             body=payloads.WRK_MESSAGE,
             answer="appended",
+        ),
+        # The same append going round many sessions (the chat turn's): no two writers wait for
+        # one session row's lock, as they all do above.
+        "append_many": Scenario(
+            "append_many",
+            f"append one message ({len(fx.chat_sessions[:APPEND_MANY_SESSIONS])} sessions)",
+            f"/v1/sessions/{fx.chat_sessions[0]}/messages",
+            method="POST",
+            body=payloads.WRK_MESSAGE,
+            answer="appended",
+            paths=[f"/v1/sessions/{s}/messages" for s in fx.chat_sessions[:APPEND_MANY_SESSIONS]],
         ),
         "append_parts": Scenario(
             "append_parts",

@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chat_sessions.auth import _RESOLVE
 from chat_sessions.db import Prepared
 from chat_sessions.db.postgres import create_postgres_engine
+from chat_sessions.messages.append import _APPEND_IN_ONE, _PER_ROW, ADVANCE_SESSION
 from chat_sessions.messages.branches import _newest_first
+from chat_sessions.messages.context import _NEWEST_CHUNKS, _SYSTEM
 from chat_sessions.messages.history import _history_statement
-from chat_sessions.messages.service import _ADVANCE_SESSION, MESSAGE_COLUMNS
+from chat_sessions.messages.service import MESSAGE_COLUMNS
 from chat_sessions.sessions.listing import _exact_statement, _list_statement, _prefix_statement
 from chat_sessions.sessions.service import _GET
 from support import create_migrated_postgres_database, drop_postgres_database, make_settings
@@ -185,6 +187,20 @@ async def test_the_last_page_of_a_branch_walks_the_seq_index(
 
 
 @pytest.mark.parametrize(
+    "statement",
+    [_SYSTEM, _NEWEST_CHUNKS[False], _NEWEST_CHUNKS[True]],
+    ids=["system", "newest", "newest-before"],
+)
+async def test_context_reads_the_session_through_its_seq_index(
+    connection: AsyncConnection, statement: Prepared
+) -> None:
+    nodes = await _plan(
+        connection, statement, session_id="s5", tenant_id="t1", head_seq=2_000, before=1_500
+    )
+    _assert_indexed(nodes, "messages", "ix_messages_session_id_seq")
+
+
+@pytest.mark.parametrize(
     ("user", "status", "cursor"), list(itertools.product((False, True), repeat=3))
 )
 async def test_session_lists_read_through_the_tenant_index(
@@ -262,26 +278,32 @@ async def test_an_external_id_is_found_through_its_index(
     }
 
 
+_ADVANCE = {
+    "scope_session": "s5",
+    "scope_tenant": "t1",
+    "count": 1,
+    "tokens": 0,
+    "now": NOW,
+    "parent_seq": None,
+}
+# One message's columns, one array each (messages/append.py); what they hold does not change a plan.
+_ONE_MESSAGE = {
+    f"each_{key}": [
+        {"id": "m-new", "role": "user", "content": "hi", "status": "completed"}.get(key)
+    ]
+    for key in _PER_ROW
+}
+
+
 @pytest.mark.parametrize(
     ("statement", "values", "table", "index"),
     [
         (_GET, {"session_id": "s5", "tenant_id": "t1"}, "sessions", "pk_sessions"),
         (_RESOLVE, {"key_hash": "abc"}, "api_keys", "uq_api_keys_key_hash"),
-        (
-            _ADVANCE_SESSION,
-            {
-                "scope_session": "s5",
-                "scope_tenant": "t1",
-                "count": 1,
-                "tokens": 0,
-                "now": NOW,
-                "parent_seq": None,
-            },
-            "sessions",
-            "pk_sessions",
-        ),
+        (ADVANCE_SESSION, _ADVANCE, "sessions", "pk_sessions"),
+        (_APPEND_IN_ONE, {**_ADVANCE, **_ONE_MESSAGE}, "sessions", "pk_sessions"),
     ],
-    ids=["get-session", "resolve-api-key", "advance-session"],
+    ids=["get-session", "resolve-api-key", "advance-session", "append-in-one-statement"],
 )
 async def test_point_statements_use_their_key(
     connection: AsyncConnection, statement: Prepared, values: dict[str, Any], table: str, index: str

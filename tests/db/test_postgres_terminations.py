@@ -1,13 +1,14 @@
 """PostgreSQL: a backend terminated (`pg_terminate_backend`, what a failover or an operator does)
 fails no read and no write that had not reached the server; only a write in flight fails, with a
 503. The terminations are made at precise moments: between a read's statements, before a
-write's first statement, at a read's COMMIT, between a write's statements."""
+write's first statement, at a read's COMMIT, between a write's statements, before a
+one-statement append (which runs in autocommit: messages/append.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -51,6 +52,34 @@ async def _terminate_all(admin: AsyncEngine) -> int:
         return int((await connection.execute(text(_TERMINATE_ALL))).scalar_one())
 
 
+def patch_statements(
+    monkeypatch: pytest.MonkeyPatch, around: Callable[[Any, str, Awaitable[Any]], Awaitable[Any]]
+) -> None:
+    """Route every statement a transaction runs (`execute`, `run`, `run_alone`) through
+    `around(tx, method name, the statement's work)`, once a statement: a write's `run` goes
+    through `execute`, which is then not counted again."""
+    for name in ("execute", "run", "run_alone"):
+        original = getattr(_PostgresTransaction, name)
+
+        async def statement(
+            tx: Any,
+            what: Any,
+            parameters: Any = None,
+            *,
+            _original: Any = original,
+            _name: str = name,
+        ) -> Any:
+            if tx.__dict__.get("in_statement"):
+                return await _original(tx, what, parameters)
+            tx.in_statement = True
+            try:
+                return await around(tx, _name, _original(tx, what, parameters))
+            finally:
+                tx.in_statement = False
+
+        monkeypatch.setattr(_PostgresTransaction, name, statement)
+
+
 class Killer:
     """Terminates the backend of one transaction's connection at a chosen moment: just before
     its statement number `before` (0: before the first, when it holds no connection yet - then
@@ -60,22 +89,25 @@ class Killer:
         self.admin = admin
         self.target: tuple[bool, int | None] | None = None
         self.kills = 0
-        execute = _PostgresTransaction.execute
         finish = _PostgresTransaction.finish
         killer = self
 
-        async def killing_execute(tx: Any, statement: Any, parameters: Any = None) -> Any:
+        async def killing_statement(tx: Any, _: str, work: Awaitable[Any]) -> Any:
             done = tx.__dict__.get("statements_done", 0)
             tx.statements_done = done + 1
-            await killer._maybe_kill(tx, done)
-            return await execute(tx, statement, parameters)
+            try:
+                await killer._maybe_kill(tx, done)
+            except BaseException:
+                work.close()  # type: ignore[attr-defined]
+                raise
+            return await work
 
         async def killing_finish(tx: Any, commit: bool) -> None:
             if commit:
                 await killer._maybe_kill(tx, None)
             await finish(tx, commit)
 
-        monkeypatch.setattr(_PostgresTransaction, "execute", killing_execute)
+        patch_statements(monkeypatch, killing_statement)
         monkeypatch.setattr(_PostgresTransaction, "finish", killing_finish)
 
     def arm(self, *, write: bool, before: int | None) -> None:
@@ -86,11 +118,10 @@ class Killer:
             return
         self.target = None
         self.kills += 1
-        if tx._connection is None:
+        if tx._lease is None:
             assert await _terminate_all(self.admin) >= 1
             return
-        raw = await tx._connection.get_raw_connection()
-        pid = raw.driver_connection.get_server_pid()
+        pid = tx._lease.driver.get_server_pid()
         async with self.admin.connect() as connection:
             terminated = await connection.execute(text(_TERMINATE_ONE), {"pid": pid})
             assert terminated.scalar_one() is True
@@ -131,15 +162,22 @@ async def test_a_read_whose_connection_dies_before_its_commit_succeeds(
     assert [m["seq"] for m in response.json()["data"]] == [1, 2]
 
 
+def _multi_statement(tenant: Tenant) -> dict[str, str]:
+    """An append that takes the multi-statement path (an Idempotency-Key: lock, look-up,
+    advance, insert in one transaction), where a plain one is one statement in autocommit."""
+    return {**tenant.headers, "Idempotency-Key": "k-three"}
+
+
+@pytest.mark.parametrize("statements", ["one", "several"])
 async def test_a_write_whose_connection_died_before_its_first_statement_succeeds(
-    client: httpx.AsyncClient, tenant: Tenant, killer: Killer, database: Database
+    client: httpx.AsyncClient, tenant: Tenant, killer: Killer, database: Database, statements: str
 ) -> None:
     session_id = await _session_with_history(client, tenant)
     killer.arm(write=True, before=0)
     response = await client.post(
         f"/v1/sessions/{session_id}/messages",
         json={"role": "user", "content": "three"},
-        headers=tenant.headers,
+        headers=tenant.headers if statements == "one" else _multi_statement(tenant),
     )
     assert killer.kills == 1
     assert response.status_code == 201, response.text
@@ -157,7 +195,7 @@ async def test_a_write_whose_connection_dies_midway_fails_whole_and_stores_nothi
     response = await client.post(
         f"/v1/sessions/{session_id}/messages",
         json={"role": "user", "content": "three"},
-        headers=tenant.headers,
+        headers=_multi_statement(tenant),
     )
     assert killer.kills == 1
     assert response.status_code == 503, response.text
@@ -184,7 +222,7 @@ async def test_a_write_whose_connection_dies_before_its_commit_answers_503_and_s
     response = await client.post(
         f"/v1/sessions/{session_id}/messages",
         json={"role": "user", "content": "three"},
-        headers=tenant.headers,
+        headers=_multi_statement(tenant),
     )
     assert killer.kills == 1
     assert response.status_code == 503, response.text
@@ -201,21 +239,21 @@ class Traffic:
         self.failures: list[tuple[bool, int | str]] = []
         self.terminated = 0
         statements = itertools.count(1)
-        execute = _PostgresTransaction.execute
         finish = _PostgresTransaction.finish
         traffic = self
 
-        async def killing_execute(tx: Any, statement: Any, parameters: Any = None) -> Any:
+        async def killing_statement(tx: Any, name: str, work: Awaitable[Any]) -> Any:
             tx.statement_number = tx.__dict__.get("statement_number", 0) + 1
             if next(statements) % every == 0:
                 traffic.terminated += await _terminate_all(admin)
-            work = execute(tx, statement, parameters)
-            return await traffic._record(tx, tx.statement_number, work)
+            # A one-statement write commits as it runs: cut off in flight, it is a COMMIT cut off.
+            where = "commit" if name == "run_alone" else tx.statement_number
+            return await traffic._record(tx, where, work)
 
         async def recording_finish(tx: Any, commit: bool) -> None:
             await traffic._record(tx, "commit" if commit else "rollback", finish(tx, commit))
 
-        monkeypatch.setattr(_PostgresTransaction, "execute", killing_execute)
+        patch_statements(monkeypatch, killing_statement)
         monkeypatch.setattr(_PostgresTransaction, "finish", recording_finish)
 
     async def _record(self, tx: Any, where: int | str, work: Awaitable[Any]) -> Any:

@@ -22,8 +22,9 @@ class Prepared:
     events, result objects), as much as the statement itself. Of what it does, two things
     matter: compiling, done here once, and converting values, done here with the column
     types' own processors, so values come back exactly as SQLAlchemy would return them. Rows
-    are plain tuples in the statement's column order. PostgreSQL runs these through
-    SQLAlchemy as any other statement (its round trip dwarfs the difference).
+    are plain tuples in the statement's column order. On PostgreSQL reads and the
+    one-statement append run them straight on asyncpg (asyncpg_direct.py); the statements of
+    a write transaction run through SQLAlchemy, as any other statement.
     """
 
     def __init__(self, statement: Any) -> None:
@@ -146,6 +147,10 @@ def _column_converter(column_type: Any, dialect: Dialect) -> ColumnConverter | N
     if own is not None and (converter := own(dialect)) is not None:
         return converter  # type: ignore[no-any-return]
     impl = column_type.dialect_impl(dialect)
+    process = impl.result_processor(dialect, None)
+    if process is None:
+        # Decoded by the driver already (asyncpg's JSON codecs, set by SQLAlchemy on connect).
+        return None
     decode = getattr(dialect, "_json_deserializer", None)
     if isinstance(impl, sqltypes.JSON) and decode is not None:
         # SQLite gives a JSON column NUMERIC affinity: a stored scalar such as 5 comes back as
@@ -153,7 +158,4 @@ def _column_converter(column_type: Any, dialect: Dialect) -> ColumnConverter | N
         return lambda values: [
             decode(value) if value.__class__ is str else value for value in values
         ]
-    process = impl.result_processor(dialect, None)
-    if process is None:
-        return None
     return lambda values: [None if value is None else process(value) for value in values]

@@ -52,6 +52,18 @@ class Transaction(abc.ABC):
         """Run a prepared statement (for a sequence of parameter sets: once for each, as
         executemany); the rows it returns."""
 
+    async def run_alone(
+        self, prepared: Prepared, parameters: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]] | None:
+        """Run `prepared` as this transaction's one and only statement, committed on its own
+        (PostgreSQL: in autocommit, one round trip, no BEGIN/COMMIT); its rows. None, having
+        run nothing, where the engine has no such thing (SQLite, whose statements cost no round
+        trip) or the transaction has already run statements: the caller then takes its
+        multi-statement path. After it, the transaction refuses any further statement - unless
+        it returned no row: a write that matched nothing wrote nothing, and the transaction
+        starts afresh."""
+        return None
+
     @abc.abstractmethod
     async def finish(self, commit: bool) -> None:
         """Commit or roll back, and give the connection back."""

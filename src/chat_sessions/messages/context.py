@@ -16,11 +16,11 @@ Only the active branch is read: the messages from the root to the session's head
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 
-from chat_sessions.db import Transaction
+from chat_sessions.db import Prepared, Transaction
 from chat_sessions.messages.branches import path_seqs
 from chat_sessions.messages.history import branch_state
 from chat_sessions.messages.schemas import ContextMessage
@@ -38,6 +38,46 @@ _COLUMNS = (
     messages.c.tool_call_id,
     messages.c.token_count,
 )
+
+
+class _Row(NamedTuple):
+    """A row of _COLUMNS."""
+
+    seq: int
+    role: str
+    content: str
+    name: str | None
+    tool_calls: list[Any] | None
+    tool_call_id: str | None
+    token_count: int | None
+
+
+# Built once, run as `Prepared` (on PostgreSQL straight on asyncpg): a request's two or three
+# statements cost what building them would.
+_SCOPE = (
+    messages.c.session_id == bindparam("session_id"),
+    messages.c.tenant_id == bindparam("tenant_id"),
+    # An answer still being generated is not part of the prompt; an interrupted one is.
+    messages.c.status != "in_progress",
+    # The active branch ends at the head; a branched session's other messages below it are
+    # left out by `of_branch`.
+    messages.c.seq <= bindparam("head_seq"),
+)
+# Comparisons one by one: IN with a list is an expanding parameter, which Prepared has not.
+_SYSTEM = Prepared(
+    select(*_COLUMNS)
+    .where(*_SCOPE, or_(*(messages.c.role == role for role in ALWAYS_KEPT)))
+    .order_by(messages.c.seq)
+)
+_NEWEST = select(*_COLUMNS).where(*_SCOPE, *(messages.c.role != role for role in ALWAYS_KEPT))
+_NEWEST_CHUNKS = {
+    before: Prepared(
+        (_NEWEST.where(messages.c.seq < bindparam("before")) if before else _NEWEST)
+        .order_by(messages.c.seq.desc())
+        .limit(CHUNK)
+    )
+    for before in (False, True)
+}
 
 
 def estimated_tokens(row: Any) -> int:
@@ -93,23 +133,12 @@ async def build_context(
     )
     on_branch = None if path is None else set(path)
 
-    def of_branch(rows: Iterable[Any]) -> list[Any]:
-        return list(rows) if on_branch is None else [row for row in rows if row.seq in on_branch]
+    def of_branch(rows: Iterable[Sequence[Any]]) -> list[_Row]:
+        read = [_Row(*row) for row in rows]
+        return read if on_branch is None else [row for row in read if row.seq in on_branch]
 
-    # An answer still being generated is not part of the prompt; an interrupted one is.
-    scope = (
-        messages.c.session_id == session_id,
-        messages.c.tenant_id == tenant_id,
-        messages.c.status != "in_progress",
-        messages.c.seq <= head_seq,
-    )
-    system = of_branch(
-        await tx.execute(
-            select(*_COLUMNS)
-            .where(*scope, messages.c.role.in_(ALWAYS_KEPT))
-            .order_by(messages.c.seq)
-        )
-    )
+    scope = {"session_id": session_id, "tenant_id": tenant_id, "head_seq": head_seq}
+    system = of_branch(await tx.run(_SYSTEM, scope))
     messages_left = None if max_messages is None else max_messages - len(system)
     tokens_left = None if max_tokens is None else max_tokens - sum(map(estimated_tokens, system))
 
@@ -117,15 +146,12 @@ async def build_context(
         rows: list[Any] = []
         before: int | None = None
         while True:
-            statement = select(*_COLUMNS).where(*scope, messages.c.role.not_in(ALWAYS_KEPT))
-            if before is not None:
-                statement = statement.where(messages.c.seq < before)
-            chunk = list(await tx.execute(statement.order_by(messages.c.seq.desc()).limit(CHUNK)))
+            chunk = await tx.run(_NEWEST_CHUNKS[before is not None], {**scope, "before": before})
             rows.extend(of_branch(chunk))
             budget_spent = messages_left is not None and len(rows) > messages_left + 1
             if len(chunk) < CHUNK or budget_spent or _tokens_spent(rows, tokens_left):
                 return rows
-            before = chunk[-1].seq
+            before = chunk[-1][0]  # seq
 
     kept: list[Any] = []
     for unit in newest_units(await newest_first()):

@@ -18,16 +18,22 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import Integer, bindparam, case, false, or_, select, update
+from sqlalchemy import Integer, bindparam, false, select, update
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.db import Prepared, Transaction
 from chat_sessions.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from chat_sessions.jsonvalues import check_json, check_text
+from chat_sessions.messages.append import (
+    advance_session,
+    append_in_one,
+    insert_messages,
+    numbered,
+)
 from chat_sessions.messages.branches import has_message, lowest_branch_seq, no_such_seq
 from chat_sessions.messages.parts import check_parts, text_of
 from chat_sessions.messages.schemas import MessageCreate, MessageRead
-from chat_sessions.models import UTCDateTime, messages, new_id, sessions, utcnow
+from chat_sessions.models import messages, new_id, sessions, utcnow
 from chat_sessions.sessions.service import ensure_session, not_found
 from chat_sessions.sessions.state import apply_state_changes
 from chat_sessions.wire import columns
@@ -52,39 +58,8 @@ def build_messages(rows: Iterable[Sequence[Any]]) -> list[MessageRead]:
     ]
 
 
-# Hot-path statements are built once, with bound parameters: building a Core statement on
-# every request costs several times what executing the cached one does.
+# The rare second step of an append: the appended messages follow a head that was moved back.
 _PARENT: Any = bindparam("parent_seq", type_=Integer())
-_ADVANCE_SESSION = Prepared(
-    update(sessions)
-    .where(
-        sessions.c.id == bindparam("scope_session"),
-        sessions.c.tenant_id == bindparam("scope_tenant"),
-    )
-    .values(
-        last_seq=sessions.c.last_seq + bindparam("count"),
-        # The new messages become the head when they follow it (no parent named, the head at
-        # the last seq: the common case) or name their parent. A head moved back (PATCH
-        # head_seq, a removal) stays here, so RETURNING tells the parent the first message
-        # takes; `_follow_moved_head` then moves it.
-        head_seq=case(
-            (
-                or_(_PARENT.isnot(None), sessions.c.head_seq == sessions.c.last_seq),
-                sessions.c.last_seq + bindparam("count"),
-            ),
-            else_=sessions.c.head_seq,
-        ),
-        # A named parent other than the last seq starts a branch there (messages/branches.py).
-        first_branch_seq=lowest_branch_seq(_PARENT, _PARENT.is_(None)),
-        message_count=sessions.c.message_count + bindparam("count"),
-        token_total=sessions.c.token_total + bindparam("tokens"),
-        last_message_at=bindparam("now", type_=UTCDateTime()),
-        updated_at=bindparam("now", type_=UTCDateTime()),
-        version=sessions.c.version + 1,
-    )
-    .returning(sessions.c.last_seq, sessions.c.head_seq)
-)
-# The rare second step: the appended messages follow a head that was moved back.
 _FOLLOW_MOVED_HEAD = Prepared(
     update(sessions)
     .where(sessions.c.id == bindparam("scope_session"))
@@ -93,7 +68,6 @@ _FOLLOW_MOVED_HEAD = Prepared(
         first_branch_seq=lowest_branch_seq(_PARENT, false()),
     )
 )
-_INSERT_MESSAGE = Prepared(messages.insert())
 
 
 def request_hash(kind: str, new: list[MessageCreate], *state_changes: Any) -> str:
@@ -217,55 +191,68 @@ async def append_messages(
         if replay is not None:
             return replay, True
 
-    count = len(new)
     now = utcnow()
-    advanced = {
+    advance = {
         "scope_session": session_id,
         "scope_tenant": tenant_id,
-        "count": count,
+        "count": len(new),
         "tokens": sum(message.token_count or 0 for message in new),
         "now": now,
         "parent_seq": parent_seq,
     }
-    advanced_rows = await tx.run(_ADVANCE_SESSION, advanced)
-    if not advanced_rows:
-        raise not_found()
-    last_seq, head_seq = advanced_rows[0]
-    if last_seq > MAX_SEQ:
-        # SQLite's integer column would take it; PostgreSQL's refuses it (the statement above
-        # fails there with a 400 "cannot be stored"): both answer 400, nothing stored.
-        raise BadRequest(f"this session has reached the last seq there is, {MAX_SEQ}")
-    first_seq = last_seq - count + 1
-    if expected_last_seq is not None and first_seq - 1 != expected_last_seq:
-        raise PreconditionFailed(
-            f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
-        )
-    parent = await _first_parent(tx, session_id, parent_seq, first_seq, head_seq, last_seq)
-    if traits_patch is not None or user_traits_patch is not None:
-        await apply_state_changes(
-            tx,
-            tenant_id=tenant_id,
-            session_id=session_id,
-            traits_patch=traits_patch,
-            user_traits_patch=user_traits_patch,
-            max_json_bytes=max_json_bytes,
-        )
     rows = [
         message_row(
             message,
             tenant_id=tenant_id,
             session_id=session_id,
-            seq=first_seq + offset,
-            parent_seq=parent if offset == 0 else first_seq + offset - 1,
+            seq=0,  # numbered by the append (messages/append.py)
             created_at=now,
             idempotency_key=idempotency_key if offset == 0 else None,
             request_hash=digest if offset == 0 else None,
         )
         for offset, message in enumerate(new)
     ]
-    await tx.run(_INSERT_MESSAGE, rows if count > 1 else rows[0])
+    plain = (
+        digest is None
+        and expected_last_seq is None
+        and parent_seq is None
+        and traits_patch is None
+        and user_traits_patch is None
+    )
+    # One statement on PostgreSQL while the head is the last seq (messages/append.py).
+    last_seq = await append_in_one(tx, advance, rows) if plain else None
+    if last_seq is None:
+        advanced = await advance_session(tx, advance)
+        if advanced is None:
+            raise not_found()
+        last_seq, head_seq = advanced
+        _check_last_seq(last_seq)
+        first_seq = last_seq - len(new) + 1
+        if expected_last_seq is not None and first_seq - 1 != expected_last_seq:
+            raise PreconditionFailed(
+                f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
+            )
+        parent = await _first_parent(tx, session_id, parent_seq, first_seq, head_seq, last_seq)
+        if traits_patch is not None or user_traits_patch is not None:
+            await apply_state_changes(
+                tx,
+                tenant_id=tenant_id,
+                session_id=session_id,
+                traits_patch=traits_patch,
+                user_traits_patch=user_traits_patch,
+                max_json_bytes=max_json_bytes,
+            )
+        numbered(rows, last_seq, first_parent=parent)
+        await insert_messages(tx, rows)
     tx.note_change(session_id)  # for the event streams (events/), once committed
     return build_messages(map(_WRITTEN, rows)), False
+
+
+def _check_last_seq(last_seq: int) -> None:
+    if last_seq > MAX_SEQ:
+        # SQLite's integer column would take it; PostgreSQL's refuses it (the append fails
+        # there with a 400 "cannot be stored"): both answer 400, nothing stored.
+        raise BadRequest(f"this session has reached the last seq there is, {MAX_SEQ}")
 
 
 async def _first_parent(
