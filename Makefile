@@ -25,15 +25,17 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The benchmark (bench/run.py): the service against a bare Litestar app, under wrk (installed
-# when missing, if it can be). BENCH_ARGS="--quick" for a smoke check;
-# BENCH_ARGS="--database-url postgresql+asyncpg://... --workers 1 2" for PostgreSQL.
+# when missing, if it can be), then the live-events scenario (bench/streams.py: 1,000 open
+# streams, an append every 10 ms). BENCH_ARGS="--quick" for a smoke check;
+# BENCH_ARGS="--database-url postgresql+asyncpg://... --workers 1 2" for PostgreSQL, with
+# STREAMS_ARGS="--database-url postgresql+asyncpg://... --workers 2" for its streams.
+# `make bench-streams` runs the streams alone.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/streams.py $(STREAMS_ARGS)
 
-# Live events on their own (bench/streams.py): 1,000 open streams, an append every 10 ms.
-# BENCH_ARGS="--database-url postgresql+asyncpg://... --workers 2" for two processes.
 bench-streams: $(STAMP)
-	$(BIN)/python bench/streams.py $(BENCH_ARGS)
+	$(BIN)/python bench/streams.py $(STREAMS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations bench clients/python
