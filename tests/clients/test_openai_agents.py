@@ -143,7 +143,8 @@ class ScriptedModel(Model):
         return ModelResponse(output=[reply(self.answers.pop(0))], usage=Usage(), response_id=None)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        # Runner.run never streams: a call here means the test no longer tests what it says.
+        raise AssertionError("Runner.run asked the model to stream")
 
 
 async def test_runner_run_remembers_the_previous_turn(client: AsyncChatSessionsClient) -> None:
