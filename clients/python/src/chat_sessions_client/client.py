@@ -68,6 +68,7 @@ class _Operations:
     update_session = Operation(op.update_session)
     replace_traits = Operation(op.replace_traits)
     delete_session = Operation(op.delete_session)
+    fork = Operation(op.fork)
     append_message = Operation(mop.append_message)
     append_messages = Operation(mop.append_messages)
     list_messages = Operation(mop.list_messages)

@@ -43,6 +43,8 @@ class Session:
     created_at: datetime
     updated_at: datetime
     version: int
+    # The last message of the active branch (0: none); what history reads follow by default.
+    head_seq: int = 0
     preview: str | None = None  # in listings only: the start of the last message's text
     # Whether the create that answered it made it (False: an `external_id` already in use).
     created: bool | None = None
@@ -67,6 +69,8 @@ class Message:
     token_count: int | None
     created_at: datetime
     status: str = "completed"
+    # The seq of the message it follows (0: a first message); siblings share it.
+    parent_seq: int = 0
     # Whether the service answered an earlier store of this same append (Idempotent-Replayed).
     replayed: bool = False
 
