@@ -90,5 +90,9 @@ async def test_the_async_client_reads_and_switches_branches(service: Service) ->
         assert (await client.update_session(session.id, head_seq=2)).head_seq == 2
         page = await client.list_messages(session.id, order="desc", limit=1)
         assert [m.content for m in page.data] == ["Hello."]
+        snapshot = await client.get_snapshot(session.id, messages=1, user_traits=["nobody"])
+        assert [m.content for m in snapshot.messages.data] == ["Hello."]  # the active branch
+        assert snapshot.session.head_seq == 2 and snapshot.messages.next_cursor is not None
+        assert [(u.user_id, u.version) for u in snapshot.user_traits] == [("nobody", 0)]
         forked = await client.fork(session.id, title=None)
         assert forked.title is None and forked.message_count == 2

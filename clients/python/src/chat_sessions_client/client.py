@@ -63,6 +63,7 @@ class _Operations:
 
     create_session = Operation(op.create_session)
     get_session = Operation(op.get_session)
+    get_snapshot = Operation(op.get_snapshot)
     find_session = Operation(op.find_session)
     list_sessions = Operation(op.list_sessions)
     update_session = Operation(op.update_session)

@@ -192,6 +192,25 @@ class UserTraits:
 
 
 @dataclass
+class SessionSnapshot:
+    """`get_snapshot`'s answer: the session, its newest messages (newest first; the page's
+    `next_cursor` reads further back with `order="desc"`) and the named end-users' traits."""
+
+    session: Session
+    messages: Page[Message]
+    user_traits: list[UserTraits]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionSnapshot:
+        page = data["messages"]
+        return cls(
+            session=Session.from_json(data["session"]),
+            messages=Page([Message.from_json(m) for m in page["data"]], page["next_cursor"]),
+            user_traits=[UserTraits.from_json(traits) for traits in data["user_traits"]],
+        )
+
+
+@dataclass
 class DeltaAck:
     """A streamed message's state after a delta: its content's length in characters so far."""
 

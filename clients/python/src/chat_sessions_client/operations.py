@@ -6,7 +6,7 @@ operation is written once: its path, body, parser and whether it may be sent twi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chat_sessions_client.calls import Answer, Call, Resend, query, segment
@@ -15,6 +15,7 @@ from chat_sessions_client.models import (
     SearchHit,
     Session,
     SessionExport,
+    SessionSnapshot,
     Stats,
     ToolCall,
     UserTraits,
@@ -76,6 +77,19 @@ def create_session(
 
 def get_session(session_id: str) -> Call[Session]:
     return Call("GET", f"/v1/sessions/{segment(session_id)}", _session)
+
+
+def get_snapshot(
+    session_id: str, *, messages: int | None = None, user_traits: Sequence[str] = ()
+) -> Call[SessionSnapshot]:
+    """In one request: the session, its `messages` newest messages of the active branch (100
+    by default, newest first) and the traits of each end-user named in `user_traits` (up to
+    10). What an agent framework loads to resume a session."""
+    params = query(messages=messages)
+    if user_traits:
+        params["user_traits"] = list(user_traits)
+    path = f"/v1/sessions/{segment(session_id)}/snapshot"
+    return Call("GET", path, lambda answer: SessionSnapshot.from_json(answer.body), params=params)
 
 
 def find_session(external_id: str) -> Call[Session | None]:
