@@ -1,8 +1,8 @@
 // The client against a live service: create a session, append a message with content parts,
 // read it back typed; an append whose answer is lost is retried and stored once; branches, a
-// flip, a fork and a snapshot read; errors carry
-// the problem JSON; and the committed generated types are what the service's OpenAPI document
-// makes today (a change to the document that breaks them fails here).
+// flip, a fork and a snapshot read; errors carry the problem JSON; and the committed generated
+// types are what the service's OpenAPI document makes today (a change to the document that
+// breaks them fails here).
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, test } from "node:test";
