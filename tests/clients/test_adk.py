@@ -3,8 +3,8 @@ service contract checks (tests/unittests/sessions: test_session_service.py, _con
 missing sessions, create/get/delete, duplicate ids (also raced), listings and their order,
 `app:`/`user:`/`temp:` state scopes, events read back equal, `num_recent_events` and
 `after_timestamp`, stale writers refused with nothing stored, appends to a deleted session;
-and what it costs: one request per `append_event` (two with an `app:` delta), four reads per
-`get_session`, and two turns of `Runner(session_service=...)`."""
+and what it costs: one request per `append_event` (two with an `app:` delta), one per `get_session`
+(two the first time), and two turns of `Runner(session_service=...)`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
 from chat_sessions_client import AsyncChatSessionsClient
+from chat_sessions_client.integrations import adk as adk_module
 from chat_sessions_client.integrations.adk import ChatSessionsSessionService
 from clients.conftest import Service
 
@@ -175,6 +176,24 @@ async def test_events_come_back_equal_and_filtered(adk: ChatSessionsSessionServi
     assert await read(num_recent_events=2, after_timestamp=1004.5) == [1005.0]
 
 
+async def test_events_beyond_the_snapshots_page_are_read_page_by_page(
+    adk: ChatSessionsSessionService, transport: CountingTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(adk_module, "HISTORY_PAGE", 2)
+    made = await adk.create_session(app_name="a", user_id="u")
+    for n in range(5):
+        await adk.append_event(made, event(f"e{n}", timestamp=1000.0 + n))
+    transport.sent.clear()
+    got = await adk.get_session(
+        app_name="a", user_id="u", session_id=made.id, config=GetSessionConfig(after_timestamp=1001)
+    )
+    assert got is not None and [e.timestamp for e in got.events] == [1001.0, 1002.0, 1003.0, 1004.0]
+    assert (
+        len(transport.sent) == 3
+    )  # the snapshot (2 events), 2 more, then the page with the older one
+    assert got.events == made.events[1:]
+
+
 async def test_a_stale_writer_is_refused_and_stores_nothing(
     adk: ChatSessionsSessionService,
 ) -> None:
@@ -206,13 +225,15 @@ async def test_requests_per_append_and_per_get(
     await adk.append_event(made, event("two", **{"app:a": 1}))
     assert len(transport.sent) == 2
     transport.sent.clear()
-    await adk.get_session(app_name="a", user_id="u", session_id=made.id)
-    assert len(transport.sent) == 4
+    got = await adk.get_session(app_name="a", user_id="u", session_id=made.id)
+    assert transport.sent == [f"GET /v1/sessions/{adk._ids[f'adk/a/u/{made.id}']}/snapshot"]
+    assert got is not None and got.state == {"k": 1, "user:u": 1, "app:a": 1}
+    assert len(got.events) == 2
     transport.sent.clear()
     await ChatSessionsSessionService(client=adk._client).get_session(
         app_name="a", user_id="u", session_id=made.id
     )
-    assert len(transport.sent) == 4  # by external_id first, then three together
+    assert len(transport.sent) == 2  # by external_id first, then the snapshot
 
 
 class ScriptedLlm(BaseLlm):

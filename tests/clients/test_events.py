@@ -4,6 +4,7 @@ repeated, nothing lost), and the end of the stream when the session is deleted."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ class _CuttableStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self.inner:
+            self.transport.chunk_arrived.set()
             if self.transport.cut_next:
                 # The chunk that came is lost with the connection, as in a real drop.
                 self.transport.cut_next = False
@@ -41,11 +43,13 @@ class _CuttableStream(httpx.AsyncByteStream):
 
 class CuttingTransport(httpx.AsyncHTTPTransport):
     """A real HTTP transport whose open response the test can cut: the next chunk to arrive is
-    dropped with the connection. It records each request's `Last-Event-ID`."""
+    dropped with the connection. It records each request's `Last-Event-ID`, and sets
+    `chunk_arrived` when a chunk comes (then, `cut_next` applies to the one after it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.cut_next = False
+        self.chunk_arrived = asyncio.Event()
         self.last_event_ids: list[str | None] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -137,6 +141,30 @@ async def test_a_cut_mid_answer_resumes_without_repeating_or_losing(service: Ser
         assert isinstance(end[-1], SessionDeleted) and end[-1].session_id == session.id
         with pytest.raises(StopAsyncIteration):
             await anext(events)
+
+
+async def test_a_cut_before_the_first_event_of_a_stream_from_now_loses_nothing(
+    service: Service,
+) -> None:
+    cutter = CuttingTransport()
+    async with (
+        AsyncChatSessionsClient(service.base_url, service.api_key) as writer,
+        AsyncChatSessionsClient(service.base_url, service.api_key, transport=cutter) as reader,
+    ):
+        session = await writer.create_session()
+        await writer.append_message(session.id, "user", "Already there")
+        events = reader.events(session.id)  # from now: no after_seq, no Last-Event-ID
+        first = asyncio.ensure_future(anext(events))
+        async with asyncio.timeout(20):  # only a bound against a hung test
+            await cutter.chunk_arrived.wait()  # the stream's opening: its position
+        cutter.cut_next = True  # the first real event is lost with the connection
+        await writer.append_message(session.id, "user", "While the line was down")
+        async with asyncio.timeout(20):
+            event = await first
+        assert isinstance(event, MessageCreated)
+        assert event.message.content == "While the line was down"
+        assert cutter.last_event_ids[0] is None and cutter.last_event_ids[1] is not None
+        await events.aclose()
 
 
 async def test_an_unknown_session_is_an_error_not_a_retry(service: Service) -> None:

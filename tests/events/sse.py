@@ -38,13 +38,15 @@ class Stream:
         async with asyncio.timeout(WAIT_SECONDS):
             async for line in self.lines:
                 if line == "":
-                    if "event" in fields or "data" in fields:
+                    block, fields = fields, {}
+                    if block.get("id"):  # an id sets the last event id, with data or without
+                        self.last_event_id = block["id"]
+                    if "event" in block or "data" in block:
                         event = Event(
-                            fields.get("event", "message"),
-                            json.loads(fields.get("data", "null")),
-                            fields.get("id"),
+                            block.get("event", "message"),
+                            json.loads(block.get("data", "null")),
+                            block.get("id"),
                         )
-                        self.last_event_id = event.id or self.last_event_id
                         self.events.append(event)
                         return event
                     continue
@@ -54,6 +56,19 @@ class Stream:
                 name, _, value = line.partition(":")
                 fields[name] = value.removeprefix(" ")
         self.ended = True
+        raise AssertionError("the stream ended")
+
+    async def position(self) -> str:
+        """The id a stream from now opens with (an event with no data: nothing dispatched)."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            async for line in self.lines:
+                name, _, value = line.partition(":")
+                if name == "id":
+                    self.last_event_id = value.removeprefix(" ")
+                elif line == "" and self.last_event_id is not None:
+                    return self.last_event_id
+                elif line and not line.startswith(":"):
+                    raise AssertionError(f"an event came before the position: {line}")
         raise AssertionError("the stream ended")
 
     async def take(self, count: int) -> list[Event]:

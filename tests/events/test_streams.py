@@ -147,6 +147,22 @@ async def test_a_device_that_reconnects_mid_answer_gets_the_answer_so_far(
     assert live[-1].data["content"] == "The first words, more words, the end"
 
 
+async def test_a_stream_from_now_opens_with_its_position_so_an_early_drop_loses_nothing(
+    server: ServiceProcess,
+) -> None:
+    async with Writer(server.base_url) as writer:
+        session_id = await writer.session()
+        await writer.append(session_id, "before")
+        async with follow(server.base_url, session_id, writer.headers) as stream:
+            position = await stream.position()
+        # Dropped before any event; what is appended meanwhile is sent on resumption.
+        await writer.append(session_id, "while away")
+        resume = {**writer.headers, "Last-Event-ID": position}
+        async with follow(server.base_url, session_id, resume) as stream:
+            missed = await stream.next_event()
+    assert (missed.kind, missed.data["content"]) == ("message.created", "while away")
+
+
 async def test_after_seq_follows_on_from_the_history_read(server: ServiceProcess) -> None:
     async with Writer(server.base_url) as writer:
         session_id = await writer.session()

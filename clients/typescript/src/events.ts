@@ -48,7 +48,8 @@ async function* blocks(body: ReadableStream<Uint8Array>): AsyncGenerator<Map<str
         const line = buffer.slice(0, match.index);
         buffer = buffer.slice(match.index + match[0].length);
         if (line === "") {
-          if (fields.has("data")) yield fields;
+          // An id alone (no data) is a position: it moves the last event id, dispatches nothing.
+          if (fields.has("data") || fields.has("id")) yield fields;
           fields = new Map();
         } else if (!line.startsWith(":")) {
           const colon = line.indexOf(":");
@@ -92,12 +93,14 @@ export async function* followSession(options: FollowOptions): AsyncGenerator<Ses
       } else {
         for await (const fields of blocks(response.body)) {
           failures = 0;
+          const id = fields.get("id");
+          if (id) lastEventId = id;
+          if (!fields.has("data")) continue;
           const event = {
             id: fields.get("id") ?? "",
             type: fields.get("event") ?? "message",
             data: JSON.parse(fields.get("data") ?? "null") as unknown,
           } as SessionEvent;
-          if (event.id) lastEventId = event.id;
           yield event;
           if (event.type === "session.deleted") return;
         }

@@ -280,7 +280,7 @@ export interface paths {
         };
         /**
          * Follow a session live (Server-Sent Events)
-         * @description `text/event-stream`: `message.created`, `message.delta`, `message.updated`, `messages.deleted`, `session.updated`, `session.deleted` (then the stream ends), each with an opaque `id` and JSON `data`; a `: ping` comment at least every 15 s. With `Last-Event-ID` the stream first sends what the client missed (every message it has not seen, as it is now); `after_seq=N` starts after seq N; with neither it starts with what happens from now on. `429` past MAX_STREAMS_PER_TENANT open streams.
+         * @description `text/event-stream`: `message.created`, `message.delta`, `message.updated`, `messages.deleted`, `session.updated`, `session.deleted` (then the stream ends), each with an opaque `id` and JSON `data`; a `: ping` comment at least every 15 s. With `Last-Event-ID` the stream first sends what the client missed (every message it has not seen, as it is now); `after_seq=N` starts after seq N; with neither it starts with what happens from now on, opening with its position (an `id` with no `data`: a point to resume from, no event). `429` past MAX_STREAMS_PER_TENANT open streams.
          */
         get: operations["V1SessionsSessionIdEventsFollowSession"];
         put?: never;
@@ -423,6 +423,26 @@ export interface paths {
         post?: never;
         /** Pop: remove the message with the highest seq and answer it */
         delete: operations["V1SessionsSessionIdMessagesLastPopLastMessage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{session_id}/snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A session with its newest messages and end-users' traits, in one read
+         * @description What an agent framework loads to resume a session, in one request: the session; its `messages` newest messages of the active branch, newest first (`messages.next_cursor` reads further back: `GET .../messages?order=desc&cursor=`); and the traits of each end-user named by `user_traits` (repeated, up to 10; one never written to has `{}` at version 0).
+         */
+        get: operations["V1SessionsSessionIdSnapshotGetSnapshot"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1069,6 +1089,14 @@ export interface components {
             updated_at: string;
             user_id: string | null;
             version: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** SessionSnapshot */
+        SessionSnapshot: {
+            messages: components["schemas"]["MessagePage"];
+            session: components["schemas"]["SessionRead"];
+            user_traits: components["schemas"]["UserTraits"][];
         } & {
             [key: string]: unknown;
         };
@@ -3956,6 +3984,78 @@ export interface operations {
             };
             /** @description A precondition (`If-Match`, `expected_last_seq`) does not hold */
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the tenant's rate limit (with `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry (`Retry-After`), a write with its `Idempotency-Key` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    V1SessionsSessionIdSnapshotGetSnapshot: {
+        parameters: {
+            query?: {
+                /** @description How many of the newest messages (0: none) */
+                messages?: number;
+                /** @description An end-user whose traits to include */
+                user_traits?: string[] | null;
+            };
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionSnapshot"];
+                };
+            };
+            /** @description Malformed JSON, a wrong type, an unknown field, value or query parameter, an invalid cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A missing, unknown or revoked key (with `WWW-Authenticate: Bearer`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,7 +1,8 @@
 // The client against a live service: create a session, append a message with content parts,
-// read it back typed; an append whose answer is lost is retried and stored once; errors carry
-// the problem JSON; and the committed generated types are what the service's OpenAPI document
-// makes today (a change to the document that breaks them fails here).
+// read it back typed; an append whose answer is lost is retried and stored once; branches, a
+// flip, a fork and a snapshot read; errors carry the problem JSON; and the committed generated
+// types are what the service's OpenAPI document makes today (a change to the document that
+// breaks them fails here).
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, test } from "node:test";
@@ -114,6 +115,40 @@ test("stream two events, resume after the first, end on deletion", async () => {
   const rest: string[] = [];
   for await (const event of resumed) rest.push(event.type);
   assert.equal(rest.at(-1), "session.deleted");
+});
+
+test("regenerate an answer, flip back, fork, and read it all in one snapshot", async () => {
+  const client = createChatSessionsClient({ baseUrl: service.baseUrl, apiKey: service.apiKey });
+  const session = unwrap(await client.POST("/v1/sessions", { body: { title: "trip" } }));
+  const path = { path: { session_id: session.id } };
+  for (const body of [
+    { role: "user", content: "Paris?" },
+    { role: "assistant", content: "Lovely." },
+    { role: "assistant", content: "Rainy.", parent_seq: 1 },
+  ] as const) {
+    unwrap(await client.POST("/v1/sessions/{session_id}/messages", { params: path, body }));
+  }
+  const alternatives = unwrap(
+    await client.GET("/v1/sessions/{session_id}/messages", {
+      params: { ...path, query: { parent_seq: 1 } },
+    }),
+  );
+  assert.deepEqual(alternatives.data.map((m) => [m.seq, m.parent_seq]), [[2, 1], [3, 1]]);
+  const flipped = unwrap(
+    await client.PATCH("/v1/sessions/{session_id}", { params: path, body: { head_seq: 2 } }),
+  );
+  assert.equal(flipped.head_seq, 2);
+  const snapshot = unwrap(
+    await client.GET("/v1/sessions/{session_id}/snapshot", {
+      params: { ...path, query: { messages: 5, user_traits: ["nobody"] } },
+    }),
+  );
+  assert.deepEqual(snapshot.messages.data.map((m) => m.content), ["Lovely.", "Paris?"]);
+  assert.deepEqual(snapshot.user_traits.map((u) => [u.user_id, u.version]), [["nobody", 0]]);
+  const forked = unwrap(
+    await client.POST("/v1/sessions/{session_id}/fork", { params: path, body: { at_seq: 3 } }),
+  );
+  assert.deepEqual([forked.title, forked.message_count, forked.head_seq], ["trip", 2, 2]);
 });
 
 test("an error answer is a ChatSessionsError with the problem JSON", async () => {

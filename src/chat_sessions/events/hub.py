@@ -150,6 +150,8 @@ class EventHub:
         try:
             if last_event_id is None and after_seq is None:
                 await follower.start_from_now(tx)
+                # Its client has no point to resume from until it is told one.
+                stream.send_position_first()
         except BaseException:
             self._ended(stream)
             raise

@@ -38,7 +38,8 @@ LastEventId = Annotated[
         "with an opaque `id` and JSON `data`; a `: ping` comment at least every 15 s. With "
         "`Last-Event-ID` the stream first sends what the client missed (every message it has "
         "not seen, as it is now); `after_seq=N` starts after seq N; with neither it starts "
-        "with what happens from now on. `429` past MAX_STREAMS_PER_TENANT open streams."
+        "with what happens from now on, opening with its position (an `id` with no `data`: "
+        "a point to resume from, no event). `429` past MAX_STREAMS_PER_TENANT open streams."
     ),
     responses=tenant_errors(404),
 )

@@ -3,6 +3,10 @@ what it found; quiet, it sends `: ping` every EVENTS_PING_SECONDS (and catches u
 a change whose announcement was lost arrives by the next ping); it ends on `session.deleted`,
 on shutdown, or when its client stops reading.
 
+A stream started from now first sends its position: an event with an `id:` and no `data:`,
+which sets the client's last event id without dispatching anything (the SSE format's rule), so a
+connection dropped before the first real event resumes from where the stream began.
+
 A stream holds no queue of events: wake-ups while it is busy only mark it behind, and its next
 catch-up reads what they changed. So a slow reader costs no memory, but it would hold its slot
 forever: once EVENTS_BACKLOG_LIMIT changes have come while its client was not taking what it
@@ -43,6 +47,7 @@ class EventStream:
         "_catch_ups",
         "_database",
         "_ping_seconds",
+        "_position_first",
         "_task",
         "_truncated_after",
         "_wake",
@@ -76,9 +81,14 @@ class EventStream:
         self._wake = asyncio.Event()
         self._truncated_after: int | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._position_first = False
         self.backlog = 0  # changes announced since the stream last took them
         self.in_send = False  # an event handed to the server, not yet taken by the client
         self.closing = False
+
+    def send_position_first(self) -> None:
+        """Open with the follower's position (its knowledge, as an event id with no data)."""
+        self._position_first = True
 
     def changed(self, truncated_after: int | None) -> None:
         """The session changed (committed): catch up at the next chance."""
@@ -112,6 +122,10 @@ class EventStream:
         """What the response sends, until the stream ends."""
         self._task = asyncio.current_task()
         try:
+            if self._position_first:
+                self.in_send = True
+                yield ServerSentEventMessage(id=self.follower.event_id(), data=None)
+                self.in_send = False
             while not self.closing:
                 if self._wake.is_set():
                     self._wake.clear()

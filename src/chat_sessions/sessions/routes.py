@@ -9,12 +9,12 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from chat_sessions.bounds import PageLimit
+from chat_sessions.bounds import MAX_HISTORY_PAGE, PageLimit
 from chat_sessions.caller import Caller
 from chat_sessions.errors import tenant_errors
 from chat_sessions.pagination import Cursor
 from chat_sessions.preconditions import IfMatch, if_match_versions, tagged
-from chat_sessions.sessions import fork, listing, service
+from chat_sessions.sessions import fork, listing, service, snapshot
 from chat_sessions.sessions.schemas import (
     EXTERNAL_ID_PATTERN,
     EXTERNAL_ID_RULE,
@@ -23,10 +23,13 @@ from chat_sessions.sessions.schemas import (
     SessionFork,
     SessionPage,
     SessionRead,
+    SessionSnapshot,
     SessionStatus,
     SessionUpdate,
+    UserId,
 )
 
+MAX_SNAPSHOT_USERS = 10
 _BOTH = "; not with the other of external_id and external_id_prefix (400)"
 ExternalIdQuery = Annotated[
     str | None,
@@ -149,6 +152,47 @@ class SessionController(Controller):
     ) -> Response[SessionRead]:
         return _one(
             await service.get_session(caller.tx, tenant_id=caller.tenant_id, session_id=session_id)
+        )
+
+    @get(
+        "/{session_id:str}/snapshot",
+        summary="A session with its newest messages and end-users' traits, in one read",
+        description="What an agent framework loads to resume a session, in one request: the "
+        "session; its `messages` newest messages of the active branch, newest first "
+        "(`messages.next_cursor` reads further back: `GET .../messages?order=desc&cursor=`); "
+        "and the traits of each end-user named by `user_traits` (repeated, up to "
+        f"{MAX_SNAPSHOT_USERS}; one never written to has `{{}}` at version 0).",
+        responses=tenant_errors(404),
+    )
+    async def get_snapshot(
+        self,
+        caller: NamedDependency[Caller],
+        session_id: FromPath[str],
+        messages: Annotated[
+            int,
+            QueryParameter(
+                ge=0,
+                le=MAX_HISTORY_PAGE,
+                description="How many of the newest messages (0: none)",
+                schema_extra={"minimum": 0},
+            ),
+        ] = 100,
+        user_traits: Annotated[
+            list[UserId] | None,
+            QueryParameter(
+                max_items=MAX_SNAPSHOT_USERS,
+                description="An end-user whose traits to include",
+                # Litestar leaves the items' bounds (UserId's) out of the document.
+                schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 256}},
+            ),
+        ] = None,
+    ) -> SessionSnapshot:
+        return await snapshot.read_snapshot(
+            caller.tx,
+            tenant_id=caller.tenant_id,
+            session_id=session_id,
+            newest_messages=messages,
+            user_ids=user_traits or [],
         )
 
     @patch(

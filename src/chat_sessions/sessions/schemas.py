@@ -9,6 +9,8 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from chat_sessions.bounds import MAX_SEQ
+from chat_sessions.messages.schemas import MessagePage
+from chat_sessions.users.schemas import UserTraits
 
 SessionStatus = Literal["active", "running", "waiting_for_user_input", "completed", "failed"]
 UserId = Annotated[str, Meta(min_length=1, max_length=256)]
@@ -119,3 +121,12 @@ class SessionListItem(SessionRead):
 class SessionPage(Struct):
     data: list[SessionListItem]
     next_cursor: str | None
+
+
+class SessionSnapshot(Struct):
+    """GET /snapshot: a session, its newest messages (newest first) and named end-users'
+    traits, in one read."""
+
+    session: SessionRead
+    messages: MessagePage
+    user_traits: list[UserTraits]

@@ -63,11 +63,13 @@ class _Operations:
 
     create_session = Operation(op.create_session)
     get_session = Operation(op.get_session)
+    get_snapshot = Operation(op.get_snapshot)
     find_session = Operation(op.find_session)
     list_sessions = Operation(op.list_sessions)
     update_session = Operation(op.update_session)
     replace_traits = Operation(op.replace_traits)
     delete_session = Operation(op.delete_session)
+    fork = Operation(op.fork)
     append_message = Operation(mop.append_message)
     append_messages = Operation(mop.append_messages)
     list_messages = Operation(mop.list_messages)

@@ -6,7 +6,8 @@ Resumption: every event's `id` is kept; when the connection drops (a network err
 silent for longer than `read_timeout` though the server pings every 15 s, or the server ending
 the response, as it does to a reader that fell too far behind), `Follow` opens it again with
 `Last-Event-ID`, and the service sends what was missed, then goes on live: no event is repeated
-and none is lost. The stream ends after `session.deleted`."""
+and none is lost. A stream started from now opens with its position (an id with no data), so a
+drop before the first event resumes from there too. The stream ends after `session.deleted`."""
 
 from __future__ import annotations
 
@@ -118,10 +119,12 @@ class EventDecoder:
         self._pending = ""
         self._fields: dict[str, list[str]] = {}
 
-    def feed(self, text: str) -> list[tuple[str, str, str]]:
-        """The `(event, id, data)` of each event completed by `text`."""
+    def feed(self, text: str) -> list[tuple[str, str, str | None]]:
+        """The `(event, id, data)` of each block completed by `text` that has an event's data
+        or an id; data None: an id alone, which moves the last event id and dispatches no
+        event (the service opens a stream from now with one: its position)."""
         self._pending += text
-        complete: list[tuple[str, str, str]] = []
+        complete: list[tuple[str, str, str | None]] = []
         while True:
             cut = _line_end(self._pending)
             if cut is None:
@@ -133,9 +136,10 @@ class EventDecoder:
                     self._fields.setdefault(name, []).append(value.removeprefix(" "))
                 continue
             fields, self._fields = self._fields, {}
-            if "data" in fields:
+            if "data" in fields or "id" in fields:
                 kind = fields.get("event", ["message"])[-1]
-                complete.append((kind, fields.get("id", [""])[-1], "\n".join(fields["data"])))
+                data = "\n".join(fields["data"]) if "data" in fields else None
+                complete.append((kind, fields.get("id", [""])[-1], data))
 
 
 def _line_end(text: str) -> tuple[int, int] | None:
@@ -203,9 +207,11 @@ class Follow:
         for kind, event_id, data in self._decoder.feed(text):
             if self.ended:
                 break
-            events.append(typed_event(kind, event_id, json.loads(data)))
             if event_id:
                 self.last_event_id = event_id
+            if data is None:
+                continue
+            events.append(typed_event(kind, event_id, json.loads(data)))
             self.ended = kind == "session.deleted"
         return events
 

@@ -33,9 +33,13 @@ def _messages(answer: Answer) -> list[Message]:
 
 
 def _append_body(
-    traits_patch: Mapping[str, Any] | None, user_traits_patch: Mapping[str, Any] | None
+    parent_seq: int | None,
+    traits_patch: Mapping[str, Any] | None,
+    user_traits_patch: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
+    if parent_seq is not None:
+        body["parent_seq"] = parent_seq
     if traits_patch is not None:
         body["traits_patch"] = dict(traits_patch)
     if user_traits_patch is not None:
@@ -55,15 +59,19 @@ def append_message(
     token_count: int | None = None,
     item: Mapping[str, Any] | None = None,
     status: str | None = None,
+    parent_seq: int | None = None,
     traits_patch: Mapping[str, Any] | None = None,
     user_traits_patch: Mapping[str, Any] | None = None,
     expected_last_seq: int | None = None,
     idempotency_key: str | None = None,
 ) -> Call[Message]:
     """Append one message (a string or content parts; `item` a provider-native object kept
-    verbatim). `traits_patch`/`user_traits_patch` change the session's and its user's traits
-    in the same transaction. `expected_last_seq` refuses (412) if another writer appended
-    first. Retried safely: the Idempotency-Key makes a second delivery answer the first."""
+    verbatim). It follows the session's head, or `parent_seq` (0: a new first message): a new
+    branch there (an edited question, a regenerated answer); either way it becomes the head.
+    `traits_patch`/`user_traits_patch` change the session's and its user's traits in the same
+    transaction. `expected_last_seq` refuses (412) if another writer appended first (it is
+    the session's highest seq, on any branch). Retried safely: the Idempotency-Key makes a
+    second delivery answer the first."""
     message = NewMessage(
         role,
         content,
@@ -75,7 +83,7 @@ def append_message(
         item=dict(item) if item is not None else None,
         status=status,
     )
-    body = {**message.to_json(), **_append_body(traits_patch, user_traits_patch)}
+    body = {**message.to_json(), **_append_body(parent_seq, traits_patch, user_traits_patch)}
     return Call(
         "POST",
         f"/v1/sessions/{segment(session_id)}/messages",
@@ -90,13 +98,15 @@ def append_messages(
     session_id: str,
     messages: Sequence[NewMessage | Mapping[str, Any]],
     *,
+    parent_seq: int | None = None,
     traits_patch: Mapping[str, Any] | None = None,
     user_traits_patch: Mapping[str, Any] | None = None,
     expected_last_seq: int | None = None,
     idempotency_key: str | None = None,
 ) -> Call[list[Message]]:
-    """Append up to 500 messages at once, all or nothing, with consecutive seqs."""
-    body = _append_body(traits_patch, user_traits_patch)
+    """Append up to 500 messages at once, all or nothing, with consecutive seqs; the first
+    follows the head (or `parent_seq`), each next one the one before."""
+    body = _append_body(parent_seq, traits_patch, user_traits_patch)
     body["messages"] = [m.to_json() if isinstance(m, NewMessage) else dict(m) for m in messages]
     return Call(
         "POST",
@@ -117,8 +127,14 @@ def list_messages(
     role: str | None = None,
     limit: int | None = None,
     cursor: str | None = None,
+    branch: str | None = None,
+    leaf_seq: int | None = None,
+    parent_seq: int | None = None,
 ) -> Call[Page[Message]]:
-    """One page of the history (`order="desc", limit=50`: the last 50, newest first)."""
+    """One page of the history (`order="desc", limit=50`: the last 50, newest first). By
+    default the active branch (root to the session's head); `branch="all"`: every message in
+    seq order; `leaf_seq=N`: the branch that ends at N; `parent_seq=N`: the children of N,
+    the alternatives at that point."""
     params = query(
         order=order,
         after_seq=after_seq,
@@ -126,6 +142,9 @@ def list_messages(
         role=role,
         limit=limit,
         cursor=cursor,
+        branch=branch,
+        leaf_seq=leaf_seq,
+        parent_seq=parent_seq,
     )
     return Call("GET", f"/v1/sessions/{segment(session_id)}/messages", _message_page, params=params)
 

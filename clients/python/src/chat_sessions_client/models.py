@@ -43,6 +43,8 @@ class Session:
     created_at: datetime
     updated_at: datetime
     version: int
+    # The last message of the active branch (0: none); what history reads follow by default.
+    head_seq: int = 0
     preview: str | None = None  # in listings only: the start of the last message's text
     # Whether the create that answered it made it (False: an `external_id` already in use).
     created: bool | None = None
@@ -67,6 +69,8 @@ class Message:
     token_count: int | None
     created_at: datetime
     status: str = "completed"
+    # The seq of the message it follows (0: a first message); siblings share it.
+    parent_seq: int = 0
     # Whether the service answered an earlier store of this same append (Idempotent-Replayed).
     replayed: bool = False
 
@@ -185,6 +189,25 @@ class UserTraits:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UserTraits:
         return cls(**_known(cls, data, "updated_at"))
+
+
+@dataclass
+class SessionSnapshot:
+    """`get_snapshot`'s answer: the session, its newest messages (newest first; the page's
+    `next_cursor` reads further back with `order="desc"`) and the named end-users' traits."""
+
+    session: Session
+    messages: Page[Message]
+    user_traits: list[UserTraits]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionSnapshot:
+        page = data["messages"]
+        return cls(
+            session=Session.from_json(data["session"]),
+            messages=Page([Message.from_json(m) for m in page["data"]], page["next_cursor"]),
+            user_traits=[UserTraits.from_json(traits) for traits in data["user_traits"]],
+        )
 
 
 @dataclass

@@ -6,7 +6,7 @@ operation is written once: its path, body, parser and whether it may be sent twi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chat_sessions_client.calls import Answer, Call, Resend, query, segment
@@ -15,6 +15,7 @@ from chat_sessions_client.models import (
     SearchHit,
     Session,
     SessionExport,
+    SessionSnapshot,
     Stats,
     ToolCall,
     UserTraits,
@@ -78,6 +79,19 @@ def get_session(session_id: str) -> Call[Session]:
     return Call("GET", f"/v1/sessions/{segment(session_id)}", _session)
 
 
+def get_snapshot(
+    session_id: str, *, messages: int | None = None, user_traits: Sequence[str] = ()
+) -> Call[SessionSnapshot]:
+    """In one request: the session, its `messages` newest messages of the active branch (100
+    by default, newest first) and the traits of each end-user named in `user_traits` (up to
+    10). What an agent framework loads to resume a session."""
+    params = query(messages=messages)
+    if user_traits:
+        params["user_traits"] = list(user_traits)
+    path = f"/v1/sessions/{segment(session_id)}/snapshot"
+    return Call("GET", path, lambda answer: SessionSnapshot.from_json(answer.body), params=params)
+
+
 def find_session(external_id: str) -> Call[Session | None]:
     """The session with this `external_id`, or None (one indexed look-up)."""
 
@@ -117,10 +131,13 @@ def update_session(
     result: str | None = UNSET,
     error: str | None = UNSET,
     traits: Mapping[str, Any] = UNSET,
+    head_seq: int = UNSET,
     if_match: int | None = None,
 ) -> Call[Session]:
     """Change what is named (None clears it); `traits` is a JSON Merge Patch (a key set to
-    None is removed). `if_match=version` refuses (412) if the session changed since."""
+    None is removed). `head_seq=N` switches branch: the head moves to the most recently
+    appended message among N and its descendants. `if_match=version` refuses (412) if the
+    session changed since."""
     fields = {
         "title": title,
         "user_id": user_id,
@@ -129,11 +146,32 @@ def update_session(
         "result": result,
         "error": error,
         "traits": traits,
+        "head_seq": head_seq,
     }
     body = {name: value for name, value in fields.items() if value is not UNSET}
     resend = Resend.ALWAYS if if_match is None else Resend.IF_NOT_RECEIVED
     path = f"/v1/sessions/{segment(session_id)}"
     return Call("PATCH", path, _session, json=body, headers=_if_match(if_match), resend=resend)
+
+
+def fork(
+    session_id: str,
+    *,
+    at_seq: int | None = None,
+    title: str | None = UNSET,
+    traits: Mapping[str, Any] = UNSET,
+    user_id: str | None = UNSET,
+    external_id: str | None = None,
+) -> Call[Session]:
+    """A new session whose history is a copy of the branch from the root to `at_seq`
+    (default: the head), renumbered 1..k; title, traits and user_id are copied unless given
+    (None clears them). The source is untouched."""
+    fields = {"title": title, "traits": traits, "user_id": user_id}
+    body = {name: value for name, value in fields.items() if value is not UNSET}
+    body.update(query(at_seq=at_seq, external_id=external_id))
+    path = f"/v1/sessions/{segment(session_id)}/fork"
+    # Sent twice it would make two copies.
+    return Call("POST", path, _session, json=body, resend=Resend.IF_NOT_RECEIVED)
 
 
 def replace_traits(

@@ -10,9 +10,10 @@ apps, users, sessions and state scopes are laid onto the service: adk_storage.py
   `StaleSessionError`, and nothing is stored. An `app:` delta is a second request, made after
   the event is stored (the service has no app-wide state to change in the same transaction);
   it is a merge patch, so retrying the whole `append_event` applies it again harmlessly.
-- `get_session` reads the newest events only (`num_recent_events`, or back to
-  `after_timestamp`, page by page from the newest), never the whole history unless asked;
-  its reads (the session, its events, its user's and its app's state) go out together.
+- `get_session` is one request (`GET .../snapshot`: the session, its newest events, its
+  user's and its app's state), two the first time this object meets the session (found by
+  its external_id first). It reads the newest events only (`num_recent_events`, or back to
+  `after_timestamp`, page by page from the newest), never the whole history unless asked.
 - `list_sessions` walks one index range (`external_id_prefix`); like ADK's own contract says,
   the listed sessions carry no events, and their state is the session's own (not `user:` and
   `app:`, which would cost a request per user).
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from google.adk.errors import StaleSessionError
@@ -41,7 +43,7 @@ from google.adk.sessions.session import Session
 from chat_sessions_client.client import AsyncChatSessionsClient
 from chat_sessions_client.errors import NotFoundError, PreconditionFailedError
 from chat_sessions_client.integrations import adk_storage as storage
-from chat_sessions_client.models import Message
+from chat_sessions_client.models import Message, Page
 from chat_sessions_client.models import Session as StoredSession
 
 HISTORY_PAGE = 1000
@@ -127,66 +129,69 @@ class ChatSessionsSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        """Four reads: the session (by its remembered id, else by its external_id, first),
-        then together its events, its user's state and its app's state."""
+        """One request for a session this object has met (its snapshot: the session, its
+        newest events, its user's and its app's state), two for one it has not (found by
+        external_id first); more only for events beyond the first page of 1,000."""
         session_id = session_id.strip()
         external = storage.external_id(app_name, user_id, session_id)
         config = config or GetSessionConfig()
         service_id = self._ids.get(external)
-        if service_id is not None:
-            try:
-                reads = await self._read(service_id, None, app_name, user_id, config)
-            except NotFoundError:  # deleted (and perhaps made again) since it was remembered
-                del self._ids[external]
-                return await self.get_session(
-                    app_name=app_name, user_id=user_id, session_id=session_id, config=config
-                )
-        else:
+        remembered = service_id is not None
+        if service_id is None:
             found = await self._client.find_session(external)
             if found is None:
                 return None
-            self._ids[external] = found.id
-            reads = await self._read(found.id, found, app_name, user_id, config)
-        stored, events, last_seq, state = reads
+            service_id = self._ids[external] = found.id
+        wanted = config.num_recent_events
+        page = HISTORY_PAGE if wanted is None else max(1, min(wanted, HISTORY_PAGE))
+        try:
+            snapshot = await self._client.get_snapshot(
+                service_id,
+                messages=page,
+                user_traits=[storage.end_user(app_name, user_id), storage.app_end_user(app_name)],
+            )
+        except NotFoundError:  # deleted (and perhaps made again) since it was found
+            del self._ids[external]
+            if not remembered:
+                return None
+            return await self.get_session(
+                app_name=app_name, user_id=user_id, session_id=session_id, config=config
+            )
+        stored, (user_traits, app_traits) = snapshot.session, snapshot.user_traits
+        events, last_seq = await self._events(service_id, snapshot.messages, page, config)
         session = Session(
             id=session_id,
             app_name=app_name,
             user_id=user_id,
-            state=state,
+            state=storage.merged_state(stored.traits, user_traits.traits, app_traits.traits),
             events=events,
             last_update_time=storage.last_update_time(stored.traits),
         )
         _mark(session, last_seq)
         return session
 
-    async def _read(
-        self,
-        service_id: str,
-        stored: StoredSession | None,
-        app_name: str,
-        user_id: str,
-        config: GetSessionConfig,
-    ) -> tuple[StoredSession, list[Event], int, dict[str, Any]]:
-        async def session() -> StoredSession:
-            return stored or await self._client.get_session(service_id)
+    async def _newest_first(
+        self, service_id: str, first: Page[Message], page: int
+    ) -> AsyncIterator[Message]:
+        """The messages from the newest back: the snapshot's page, then the pages after it."""
+        while True:
+            for message in first.data:
+                yield message
+            if first.next_cursor is None:
+                return
+            first = await self._client.list_messages(
+                service_id, order="desc", limit=page, cursor=first.next_cursor
+            )
 
-        this_session, (events, last_seq), user_traits, app_traits = await asyncio.gather(
-            session(),
-            self._events(service_id, config),
-            self._client.get_user_traits(storage.end_user(app_name, user_id)),
-            self._client.get_user_traits(storage.app_end_user(app_name)),
-        )
-        state = storage.merged_state(this_session.traits, user_traits.traits, app_traits.traits)
-        return this_session, events, last_seq, state
-
-    async def _events(self, service_id: str, config: GetSessionConfig) -> tuple[list[Event], int]:
+    async def _events(
+        self, service_id: str, first: Page[Message], page: int, config: GetSessionConfig
+    ) -> tuple[list[Event], int]:
         """The events `config` asks for, oldest first, and the session's last seq: read from
         the newest back, as far as the count or the timestamp needs and no further."""
         wanted = config.num_recent_events
-        page = HISTORY_PAGE if wanted is None else max(1, min(wanted, HISTORY_PAGE))
         newest: list[Message] = []
         last_seq = 0
-        async for message in self._client.iter_messages(service_id, order="desc", limit=page):
+        async for message in self._newest_first(service_id, first, page):
             last_seq = max(last_seq, message.seq)
             if wanted is not None and len(newest) >= wanted:
                 break
