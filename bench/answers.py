@@ -70,12 +70,13 @@ def shape(value: Any) -> Any:
     return None
 
 
-# Numbers that grow through a run: seqs, and a streaming answer's length (a delta's answer).
-GROWING = ("seq", "length")
+# Numbers that grow through a run: seqs (a message's parent's too), and a streaming answer's
+# length (a delta's answer).
+GROWING = ("seq", "parent_seq", "length")
 
 
 def seq_digits(value: Any) -> int:
-    """The digits of every `seq` (and `length`: GROWING) in an answer."""
+    """The digits of every `seq` (and `parent_seq`, `length`: GROWING) in an answer."""
     if isinstance(value, dict):
         return sum(
             len(str(item)) if key in GROWING and isinstance(item, int) else seq_digits(item)

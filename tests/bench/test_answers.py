@@ -27,6 +27,13 @@ def test_answers_that_differ_only_in_the_digits_of_seqs_are_the_same_size() -> N
     assert compare("append_batch_20", APPEND, later, captured) == []
 
 
+def test_the_digits_of_a_messages_parent_seq_grow_with_it_too() -> None:
+    captured = encoded({**message(1), "parent_seq": 0})
+    later = encoded({**message(12_345), "parent_seq": 12_344})
+
+    assert size_gap(later, captured) == 0
+
+
 def test_a_byte_more_anywhere_else_is_a_problem() -> None:
     service = encoded(message(7, content="[0-0000000] hi!"))
     bare = encoded(message(7))
