@@ -62,7 +62,10 @@ _STATE_CHANGES = (
     "of it happens, or nothing (`400`, `412`, `413` or a failure). The session gets one new "
     "version for the request. An idempotent replay applies nothing again; the patches are part "
     "of the request, so the same key with other patches is a `409`. `user_traits_patch` on a "
-    "session without `user_id` is a `400`."
+    "session without `user_id` is a `400`. `end_user_traits_patches` ({user_id: merge patch}, "
+    "at most 10 users, any of the tenant's) patches other end-users' traits in the same "
+    "transaction (ADK's `app:` state); a user named there and by `user_traits_patch` gets "
+    "both, the session's first."
 )
 
 
@@ -92,6 +95,7 @@ class MessageController(Controller):
             expected_last_seq=expected_last_seq,
             traits_patch=_given(changes.traits_patch),
             user_traits_patch=_given(changes.user_traits_patch),
+            end_user_traits_patches=_given(changes.end_user_traits_patches),
             parent_seq=_given(changes.parent_seq),
             max_message_bytes=caller.settings.max_message_bytes,
             max_json_bytes=caller.settings.max_json_bytes,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from chat_sessions.bounds import MAX_SEQ, TokenCount
+from chat_sessions.users.schemas import UserId
 
 # `developer` is OpenAI's successor of `system` for newer models; /context keeps both always.
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -55,6 +56,17 @@ UserTraitsPatch = Annotated[
     ),
 ]
 
+MAX_END_USERS_PATCHED = 10
+EndUserTraitsPatches = Annotated[
+    dict[UserId, dict[str, Any]],
+    Meta(
+        max_length=MAX_END_USERS_PATCHED,
+        description="JSON Merge Patches of the traits of up to 10 end-users, by user_id (any "
+        "users, not only the session's: ADK keeps `app:` state on one), applied with the "
+        "append",
+    ),
+]
+
 
 # Where an append starts a branch (messages/branches.py).
 ParentSeq = Annotated[
@@ -77,6 +89,7 @@ class MessageAppend(MessageCreate):
 
     traits_patch: TraitsPatch | UnsetType = UNSET
     user_traits_patch: UserTraitsPatch | UnsetType = UNSET
+    end_user_traits_patches: EndUserTraitsPatches | UnsetType = UNSET
 
 
 class MessageBatch(Struct, forbid_unknown_fields=True):
@@ -85,6 +98,7 @@ class MessageBatch(Struct, forbid_unknown_fields=True):
     parent_seq: ParentSeq | UnsetType = UNSET
     traits_patch: TraitsPatch | UnsetType = UNSET
     user_traits_patch: UserTraitsPatch | UnsetType = UNSET
+    end_user_traits_patches: EndUserTraitsPatches | UnsetType = UNSET
 
 
 class MessageRead(Struct):

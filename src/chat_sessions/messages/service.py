@@ -165,12 +165,13 @@ async def append_messages(
     expected_last_seq: int | None = None,
     traits_patch: dict[str, Any] | None = None,
     user_traits_patch: dict[str, Any] | None = None,
+    end_user_traits_patches: dict[str, dict[str, Any]] | None = None,
     parent_seq: int | None = None,
     max_message_bytes: int,
     max_json_bytes: int,
 ) -> tuple[list[MessageRead], bool]:
-    """Append `new` with consecutive seqs, and apply the merge patches of the session's and
-    its user's traits (sessions/state.py), all or nothing.
+    """Append `new` with consecutive seqs, and apply the merge patches of the session's traits
+    and of end-users' traits (sessions/state.py), all or nothing.
 
     The first message follows `parent_seq` (400 unless 0 or a seq the session has), else the
     head; each next one follows the one before; the last becomes the head.
@@ -183,7 +184,11 @@ async def append_messages(
     digest = None
     if idempotency_key is not None:
         kind = "batch" if len(new) > 1 else "one"
-        digest = request_hash(kind, new, traits_patch, user_traits_patch, parent_seq)
+        # A change only counts when given, so an older request's digest stays what it was.
+        changes = [traits_patch, user_traits_patch, parent_seq]
+        if end_user_traits_patches is not None:
+            changes.append(end_user_traits_patches)
+        digest = request_hash(kind, new, *changes)
         # The session row's lock orders this request after any twin still in flight, so the
         # look-up below sees the twin's committed row: the unique index is only a backstop.
         await ensure_session(tx, tenant_id=tenant_id, session_id=session_id, lock=True)
@@ -212,12 +217,14 @@ async def append_messages(
         )
         for offset, message in enumerate(new)
     ]
+    state_changes = {
+        "traits_patch": traits_patch,
+        "user_traits_patch": user_traits_patch,
+        "end_user_traits_patches": end_user_traits_patches,
+    }
+    changes_state = any(change is not None for change in state_changes.values())
     plain = (
-        digest is None
-        and expected_last_seq is None
-        and parent_seq is None
-        and traits_patch is None
-        and user_traits_patch is None
+        digest is None and expected_last_seq is None and parent_seq is None and not changes_state
     )
     # One statement on PostgreSQL while the head is the last seq (messages/append.py).
     last_seq = await append_in_one(tx, advance, rows) if plain else None
@@ -233,13 +240,12 @@ async def append_messages(
                 f"the session's last seq is {first_seq - 1}, not {expected_last_seq}"
             )
         parent = await _first_parent(tx, session_id, parent_seq, first_seq, head_seq, last_seq)
-        if traits_patch is not None or user_traits_patch is not None:
+        if changes_state:
             await apply_state_changes(
                 tx,
                 tenant_id=tenant_id,
                 session_id=session_id,
-                traits_patch=traits_patch,
-                user_traits_patch=user_traits_patch,
+                **state_changes,
                 max_json_bytes=max_json_bytes,
             )
         numbered(rows, last_seq, first_parent=parent)

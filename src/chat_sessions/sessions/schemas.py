@@ -10,10 +10,9 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from chat_sessions.bounds import MAX_SEQ
 from chat_sessions.messages.schemas import MessagePage
-from chat_sessions.users.schemas import UserTraits
+from chat_sessions.users.schemas import UserId, UserTraits
 
 SessionStatus = Literal["active", "running", "waiting_for_user_input", "completed", "failed"]
-UserId = Annotated[str, Meta(min_length=1, max_length=256)]
 Title = Annotated[str, Meta(max_length=1000)]
 Outcome = Annotated[str, Meta(max_length=65536)]
 # The caller's own id for a session: 1..256 printable characters, that is, no control

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from msgspec import Struct
+from msgspec import Meta, Struct
+
+# An end-user's id, as the caller names it (a session's `user_id`, a /users path).
+UserId = Annotated[str, Meta(min_length=1, max_length=256)]
 
 
 class Erasure(Struct):
