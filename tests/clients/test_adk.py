@@ -3,8 +3,8 @@ service contract checks (tests/unittests/sessions: test_session_service.py, _con
 missing sessions, create/get/delete, duplicate ids (also raced), listings and their order,
 `app:`/`user:`/`temp:` state scopes, events read back equal, `num_recent_events` and
 `after_timestamp`, stale writers refused with nothing stored, appends to a deleted session;
-and what it costs: one request per `append_event` (two with an `app:` delta), one per `get_session`
-(two the first time), and two turns of `Runner(session_service=...)`."""
+and what it costs: one request per `append_event` (an `app:` delta included), one per
+`get_session` (two the first time), and two turns of `Runner(session_service=...)`."""
 
 from __future__ import annotations
 
@@ -223,7 +223,7 @@ async def test_requests_per_append_and_per_get(
     assert len(transport.sent) == 1
     transport.sent.clear()
     await adk.append_event(made, event("two", **{"app:a": 1}))
-    assert len(transport.sent) == 2
+    assert len(transport.sent) == 1
     transport.sent.clear()
     got = await adk.get_session(app_name="a", user_id="u", session_id=made.id)
     assert transport.sent == [f"GET /v1/sessions/{adk._ids[f'adk/a/u/{made.id}']}/snapshot"]

@@ -36,6 +36,7 @@ def _append_body(
     parent_seq: int | None,
     traits_patch: Mapping[str, Any] | None,
     user_traits_patch: Mapping[str, Any] | None,
+    end_user_traits_patches: Mapping[str, Mapping[str, Any]] | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if parent_seq is not None:
@@ -44,6 +45,10 @@ def _append_body(
         body["traits_patch"] = dict(traits_patch)
     if user_traits_patch is not None:
         body["user_traits_patch"] = dict(user_traits_patch)
+    if end_user_traits_patches is not None:
+        body["end_user_traits_patches"] = {
+            user_id: dict(patch) for user_id, patch in end_user_traits_patches.items()
+        }
     return body
 
 
@@ -62,6 +67,7 @@ def append_message(
     parent_seq: int | None = None,
     traits_patch: Mapping[str, Any] | None = None,
     user_traits_patch: Mapping[str, Any] | None = None,
+    end_user_traits_patches: Mapping[str, Mapping[str, Any]] | None = None,
     expected_last_seq: int | None = None,
     idempotency_key: str | None = None,
 ) -> Call[Message]:
@@ -69,7 +75,7 @@ def append_message(
     verbatim). It follows the session's head, or `parent_seq` (0: a new first message): a new
     branch there (an edited question, a regenerated answer); either way it becomes the head.
     `traits_patch`/`user_traits_patch` change the session's and its user's traits in the same
-    transaction. `expected_last_seq` refuses (412) if another writer appended first (it is
+    transaction, and `end_user_traits_patches` ({user_id: patch}, up to 10) other users'. `expected_last_seq` refuses (412) if another writer appended first (it is
     the session's highest seq, on any branch). Retried safely: the Idempotency-Key makes a
     second delivery answer the first."""
     message = NewMessage(
@@ -83,7 +89,7 @@ def append_message(
         item=dict(item) if item is not None else None,
         status=status,
     )
-    body = {**message.to_json(), **_append_body(parent_seq, traits_patch, user_traits_patch)}
+    body = {**message.to_json(), **_append_body(parent_seq, traits_patch, user_traits_patch, end_user_traits_patches)}
     return Call(
         "POST",
         f"/v1/sessions/{segment(session_id)}/messages",
@@ -101,12 +107,13 @@ def append_messages(
     parent_seq: int | None = None,
     traits_patch: Mapping[str, Any] | None = None,
     user_traits_patch: Mapping[str, Any] | None = None,
+    end_user_traits_patches: Mapping[str, Mapping[str, Any]] | None = None,
     expected_last_seq: int | None = None,
     idempotency_key: str | None = None,
 ) -> Call[list[Message]]:
     """Append up to 500 messages at once, all or nothing, with consecutive seqs; the first
     follows the head (or `parent_seq`), each next one the one before."""
-    body = _append_body(parent_seq, traits_patch, user_traits_patch)
+    body = _append_body(parent_seq, traits_patch, user_traits_patch, end_user_traits_patches)
     body["messages"] = [m.to_json() if isinstance(m, NewMessage) else dict(m) for m in messages]
     return Call(
         "POST",

@@ -4,12 +4,11 @@ apps, users, sessions and state scopes are laid onto the service: adk_storage.py
 
 - `append_event` is one request: the event is stored as a message (the event whole as its
   `item`, under an Idempotency-Key made from the event's id, so a retried event is stored
-  once), and its session and `user:` state deltas ride on it (`traits_patch`,
-  `user_traits_patch`), in the same transaction. `expected_last_seq` is the last seq this
-  session object saw: a session object that another writer got ahead of is refused with ADK's
-  `StaleSessionError`, and nothing is stored. An `app:` delta is a second request, made after
-  the event is stored (the service has no app-wide state to change in the same transaction);
-  it is a merge patch, so retrying the whole `append_event` applies it again harmlessly.
+  once), and its session, `user:` and `app:` state deltas ride on it (`traits_patch`,
+  `user_traits_patch`, `end_user_traits_patches` for the app's end-user), in the same
+  transaction. `expected_last_seq` is the last seq this session object saw: a session object
+  that another writer got ahead of is refused with ADK's `StaleSessionError`, and nothing is
+  stored.
 - `get_session` is one request (`GET .../snapshot`: the session, its newest events, its
   user's and its app's state), two the first time this object meets the session (found by
   its external_id first). It reads the newest events only (`num_recent_events`, or back to
@@ -254,6 +253,9 @@ class ChatSessionsSessionService(BaseSessionService):
                 item=message.item,
                 traits_patch={**session_delta, **storage.bookkeeping(event.timestamp)},
                 user_traits_patch=user_delta or None,
+                end_user_traits_patches=(
+                    {storage.app_end_user(session.app_name): app_delta} if app_delta else None
+                ),
                 expected_last_seq=_marker(session),
                 idempotency_key=f"adk-event-{event.id}",
             )
@@ -265,8 +267,6 @@ class ChatSessionsSessionService(BaseSessionService):
         except NotFoundError as error:
             self._ids.pop(external, None)
             raise SessionNotFoundError(f"Session {session.id} not found.") from error
-        if app_delta:
-            await self._client.patch_user_traits(storage.app_end_user(session.app_name), app_delta)
         _mark(session, stored.seq)
         session.last_update_time = event.timestamp
         return self._commit_event_to_session(session, event)
