@@ -75,8 +75,9 @@ def append_message(
     verbatim). It follows the session's head, or `parent_seq` (0: a new first message): a new
     branch there (an edited question, a regenerated answer); either way it becomes the head.
     `traits_patch`/`user_traits_patch` change the session's and its user's traits in the same
-    transaction, and `end_user_traits_patches` ({user_id: patch}, up to 10) other users'. `expected_last_seq` refuses (412) if another writer appended first (it is
-    the session's highest seq, on any branch). Retried safely: the Idempotency-Key makes a
+    transaction, and `end_user_traits_patches` ({user_id: patch}, up to 10) other users'.
+    `expected_last_seq` refuses (412) if another writer appended first (it is the session's
+    highest seq, on any branch). Retried safely: the Idempotency-Key makes a
     second delivery answer the first."""
     message = NewMessage(
         role,
@@ -89,7 +90,10 @@ def append_message(
         item=dict(item) if item is not None else None,
         status=status,
     )
-    body = {**message.to_json(), **_append_body(parent_seq, traits_patch, user_traits_patch, end_user_traits_patches)}
+    body = {
+        **message.to_json(),
+        **_append_body(parent_seq, traits_patch, user_traits_patch, end_user_traits_patches),
+    }
     return Call(
         "POST",
         f"/v1/sessions/{segment(session_id)}/messages",
