@@ -340,7 +340,7 @@ export interface paths {
         put?: never;
         /**
          * Append a message
-         * @description `traits_patch` and `user_traits_patch` (optional JSON Merge Patches of the session's traits and of its user's traits) are applied in the same transaction as the append: all of it happens, or nothing (`400`, `412`, `413` or a failure). The session gets one new version for the request. An idempotent replay applies nothing again; the patches are part of the request, so the same key with other patches is a `409`. `user_traits_patch` on a session without `user_id` is a `400`.
+         * @description `traits_patch` and `user_traits_patch` (optional JSON Merge Patches of the session's traits and of its user's traits) are applied in the same transaction as the append: all of it happens, or nothing (`400`, `412`, `413` or a failure). The session gets one new version for the request. An idempotent replay applies nothing again; the patches are part of the request, so the same key with other patches is a `409`. `user_traits_patch` on a session without `user_id` is a `400`. `end_user_traits_patches` ({user_id: merge patch}, at most 10 users, any of the tenant's) patches other end-users' traits in the same transaction (ADK's `app:` state); a user named there and by `user_traits_patch` gets both, the session's first.
          */
         post: operations["V1SessionsSessionIdMessagesAppendMessage"];
         /** Truncate: delete every message after a seq */
@@ -402,7 +402,7 @@ export interface paths {
         put?: never;
         /**
          * Append up to 500 messages, all or none
-         * @description `traits_patch` and `user_traits_patch` (optional JSON Merge Patches of the session's traits and of its user's traits) are applied in the same transaction as the append: all of it happens, or nothing (`400`, `412`, `413` or a failure). The session gets one new version for the request. An idempotent replay applies nothing again; the patches are part of the request, so the same key with other patches is a `409`. `user_traits_patch` on a session without `user_id` is a `400`.
+         * @description `traits_patch` and `user_traits_patch` (optional JSON Merge Patches of the session's traits and of its user's traits) are applied in the same transaction as the append: all of it happens, or nothing (`400`, `412`, `413` or a failure). The session gets one new version for the request. An idempotent replay applies nothing again; the patches are part of the request, so the same key with other patches is a `409`. `user_traits_patch` on a session without `user_id` is a `400`. `end_user_traits_patches` ({user_id: merge patch}, at most 10 users, any of the tenant's) patches other end-users' traits in the same transaction (ADK's `app:` state); a user named there and by `user_traits_patch` gets both, the session's first.
          */
         post: operations["V1SessionsSessionIdMessagesBatchAppendBatch"];
         delete?: never;
@@ -823,6 +823,12 @@ export interface components {
             } & {
                 [key: string]: unknown;
             })[];
+            /** @description JSON Merge Patches of the traits of up to 10 end-users, by user_id (any users, not only the session's: ADK keeps `app:` state on one), applied with the append */
+            end_user_traits_patches?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
             item?: {
                 [key: string]: unknown;
             } | null;
@@ -854,6 +860,12 @@ export interface components {
         };
         /** MessageBatch */
         MessageBatch: {
+            /** @description JSON Merge Patches of the traits of up to 10 end-users, by user_id (any users, not only the session's: ADK keeps `app:` state on one), applied with the append */
+            end_user_traits_patches?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
             messages: components["schemas"]["MessageCreate"][];
             /** @description The seq of the message this one follows (0: a new first message); absent: the session's head. A seq the session does not have is a 400. The message becomes the head. */
             parent_seq?: number;
