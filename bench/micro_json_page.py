@@ -1,47 +1,55 @@
 """Micro-benchmark: issue 13's lead for the reads, measured. A page of the last 50 messages
-(of 2,000) as the service builds it now (the database hands over 51 rows of values, Python
-makes `MessageRead`s and Litestar's encoder writes the JSON) against the database building
-the page's JSON itself (SQLite's `json_object`, PostgreSQL's `json_build_object` /
-`json_agg`) and Python only joining those bytes into the envelope.
+(of 4,000) as the service builds it (the database hands over 51 rows of values, Python makes
+`MessageRead`s and Litestar's encoder writes the JSON) against the database writing each
+message's JSON itself and Python only joining those texts into the envelope:
+
+- SQLite: `json_object(...)` a message, through the service's own `Database` (its reader
+  connection, a read transaction), on a file migrated as the service's;
+- PostgreSQL: `json_build_object(...)` a message, or the page as one `json_agg`, on asyncpg.
 
     .venv/bin/python bench/micro_json_page.py [--database-url postgresql+asyncpg://...]
 
 Both sides stop at the response body's bytes, so the difference is what a read of the last
-50 would save per request; the rest of the request (HTTP, auth, the framework) is the same
-for both. One page at a time, this process's CPU (plus, on PostgreSQL, the wall time of the
-round trip, whose server side runs on the same cores), best of ROUNDS.
+50 would save; the rest of the request (HTTP, auth, the framework) is the same for both. One
+page at a time, best of ROUNDS: this process's CPU a page and, on PostgreSQL, the wall time
+(the server's share of the work runs on the same 2 cores).
+
+Measured on 2026-12-06 (README, "Performance"): on SQLite the database's JSON saves 20-28 µs
+of ~140 a page (json_object costs SQLite ~25 µs more than handing over the values), 5-8% of a
+read's CPU through HTTP, and in a side-by-side `make bench --quick` of the route built both
+ways, nothing measurable; on PostgreSQL it halves the client's CPU but raises the wall time
+by half (the server does the work, on the same cores). Not taken: a second writer of every
+message's JSON, which must match msgspec's byte for byte, for ~6% on one engine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar.serialization import encode_json
-from sqlalchemy import create_engine
+from micro_sqlite_floor import Floor
+from sqlalchemy import bindparam, func, literal_column, select
+from sqlalchemy.sql import sqltypes
 
-from chat_sessions.messages.history import _history_statement
-from chat_sessions.messages.schemas import MessagePage
-from chat_sessions.messages.service import build_messages
-from chat_sessions.models import metadata
+from chat_sessions.db import Database, Prepared
+from chat_sessions.messages.history import list_messages
+from chat_sessions.messages.schemas import MessagePage, MessageRead
+from chat_sessions.models import UTCDateTime, messages
 from chat_sessions.pagination import cut_page
+from chat_sessions.settings import Settings
 
 MESSAGES = 2_000
 CALLS = 500
 ROUNDS = 15
-# The response fields in order; created_at as the API writes it (RFC 3339, UTC, "Z").
-_SQLITE_OBJECT = """json_object('id', id, 'session_id', session_id, 'seq', seq, 'role', role,
- 'content', coalesce(json(content_parts), content), 'name', name,
- 'tool_calls', json(tool_calls), 'tool_call_id', tool_call_id, 'metadata', json(metadata),
- 'item', json(item), 'token_count', token_count,
- 'created_at', replace(created_at, ' ', 'T') || 'Z', 'status', status,
- 'parent_seq', parent_seq)"""
 _POSTGRES_OBJECT = """json_build_object('id', id, 'session_id', session_id, 'seq', seq,
  'role', role, 'content', coalesce(content_parts::json, to_json(content)), 'name', name,
  'tool_calls', tool_calls, 'tool_call_id', tool_call_id, 'metadata', metadata, 'item', item,
@@ -50,72 +58,41 @@ _POSTGRES_OBJECT = """json_build_object('id', id, 'session_id', session_id, 'seq
  'status', status, 'parent_seq', parent_seq)"""
 
 
-def best_us(measure: Callable[[], float]) -> float:
-    return min(measure() for _ in range(ROUNDS)) / CALLS * 1e6
+def _sqlite_value(field: str) -> Any:
+    """One MessageRead field as SQLite's json_object takes it, valued as msgspec writes it."""
+    if field == "content":  # the parts stand in for the text when sent as parts
+        return func.coalesce(func.json(messages.c.content_parts), messages.c.content)
+    column = messages.c[field]
+    if isinstance(column.type, sqltypes.JSON):
+        return func.json(column)  # the stored JSON text, as JSON rather than a string
+    if isinstance(column.type, UTCDateTime):  # RFC 3339, no fraction when it is zero
+        return func.replace(func.replace(column, ".000000", ""), " ", "T").concat("Z")
+    return column
+
+
+_SQLITE_PAGE = Prepared(
+    select(
+        func.json_object(
+            *(
+                part
+                for field in MessageRead.__struct_fields__
+                for part in (literal_column(f"'{field}'"), _sqlite_value(field))
+            )
+        )
+    )
+    .where(
+        messages.c.session_id == bindparam("session_id"),
+        messages.c.tenant_id == bindparam("tenant_id"),
+    )
+    .order_by(messages.c.seq.desc())
+    .limit(bindparam("limit"))
+)
 
 
 def envelope(objects: list[str], limit: int) -> bytes:
     """The page from per-message JSON texts fetched with `limit + 1` (the cursor is left out:
     both sides would make it the same way)."""
-    kept = objects[:limit]
-    return b'{"data":[' + ",".join(kept).encode() + b'],"next_cursor":null}'
-
-
-def sqlite_pages() -> dict[str, float]:
-    engine = create_engine("sqlite://")
-    metadata.create_all(engine)
-    raw: Any = engine.raw_connection().driver_connection
-    tenant, session = str(uuid.uuid4()), str(uuid.uuid4())
-    now = datetime.now(UTC).isoformat(" ", "microseconds")[:26]
-    raw.execute("INSERT INTO tenants (id, name, created_at) VALUES (?, 't', ?)", (tenant, now))
-    raw.execute(
-        "INSERT INTO sessions (id, tenant_id, traits, status, message_count, last_seq, "
-        "head_seq, created_at, updated_at, version) "
-        "VALUES (?, ?, '{}', 'active', ?, ?, ?, ?, ?, 1)",
-        (session, tenant, MESSAGES, MESSAGES, MESSAGES, now, now),
-    )
-    raw.executemany(
-        "INSERT INTO messages (id, session_id, tenant_id, seq, parent_seq, role, content, "
-        "metadata, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'null', 'completed', ?)",
-        [
-            (str(uuid.uuid4()), session, tenant, seq, seq - 1, "user", f"message {seq} " * 8, now)
-            for seq in range(1, MESSAGES + 1)
-        ],
-    )
-    plan = _history_statement(True, False, False, False, False, never_branched=True).plan(
-        engine.dialect
-    )
-    values = plan.values({"session_id": session, "tenant_id": tenant, "limit": 51})
-    json_sql = (
-        f"SELECT {_SQLITE_OBJECT} FROM messages WHERE session_id = ? AND tenant_id = ? "
-        "ORDER BY seq DESC LIMIT ?"
-    )
-
-    def rows_then_encode() -> bytes:
-        found = build_messages(plan.rows(raw.execute(plan.sql, values).fetchall()))
-        data, _ = cut_page(found, 50, ("x",), lambda message: [message.seq])
-        return encode_json(MessagePage(data=data, next_cursor=None))
-
-    def json_from_database() -> bytes:
-        rows = raw.execute(json_sql, (session, tenant, 51)).fetchall()
-        return envelope([row[0] for row in rows], 50)
-
-    check(rows_then_encode(), json_from_database())
-    return {
-        name: best_us(lambda f=f: timed(f))
-        for name, f in sides(rows_then_encode, json_from_database)
-    }
-
-
-def sides(*functions: Callable[[], Any]) -> list[tuple[str, Callable[[], Any]]]:
-    return [(function.__name__, function) for function in functions]
-
-
-def timed(function: Callable[[], Any]) -> float:
-    started = time.process_time()
-    for _ in range(CALLS):
-        function()
-    return time.process_time() - started
+    return b'{"data":[' + ",".join(objects[:limit]).encode() + b'],"next_cursor":null}'
 
 
 def check(ours: bytes, theirs: bytes) -> None:
@@ -125,11 +102,58 @@ def check(ours: bytes, theirs: bytes) -> None:
         raise SystemExit(f"the two pages differ:\n{a['data'][0]}\n{b['data'][0]}")
 
 
+async def measure(*sides: Callable[[], Awaitable[bytes]]) -> dict[str, float]:
+    """µs a page, CPU and wall, best of ROUNDS, after checking the sides agree."""
+    first = await sides[0]()
+    for side in sides[1:]:
+        check(first, await side())
+    results: dict[str, float] = {}
+    for side in sides:
+        best_cpu = best_wall = float("inf")
+        for _ in range(ROUNDS):
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(CALLS):
+                await side()
+            best_cpu = min(best_cpu, time.process_time() - cpu)
+            best_wall = min(best_wall, time.perf_counter() - wall)
+        results[f"{side.__name__}, CPU"] = best_cpu / CALLS * 1e6
+        results[f"{side.__name__}, wall"] = best_wall / CALLS * 1e6
+    return results
+
+
+async def sqlite_pages() -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pages.db"
+        floor = Floor(path)
+        floor.store(20)  # 4,000 messages, stored as the service stores them
+        floor.db.close()
+        database = Database(Settings(database_path=str(path)))
+        await database.start()
+        filters = {"tenant_id": floor.tenant, "session_id": floor.session}
+        try:
+
+            async def rows_then_encode() -> bytes:
+                async with database.transaction(write=False) as tx:
+                    found, _ = await list_messages(
+                        tx, **filters, order="desc", after_seq=None, before_seq=None,
+                        role=None, limit=50, cursor=None,
+                    )  # fmt: skip
+                return encode_json(MessagePage(data=found, next_cursor=None))
+
+            async def json_from_database() -> bytes:
+                async with database.transaction(write=False) as tx:
+                    rows = await tx.run(_SQLITE_PAGE, {**filters, "limit": 51})
+                return envelope([row[0] for row in rows], 50)
+
+            return await measure(rows_then_encode, json_from_database)
+        finally:
+            await database.stop()
+
+
 async def postgres_pages(url: str) -> dict[str, float]:
     import asyncpg
 
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         await connection.execute(
             "CREATE TEMP TABLE m (id text, session_id text, tenant_id text, seq bigint, "
@@ -150,15 +174,6 @@ async def postgres_pages(url: str) -> dict[str, float]:
         # The service's tables choose their index whatever the statistics (issue 13, item 3);
         # this temporary one is analysed so that both sides get the backward index scan.
         await connection.execute("ANALYZE m")
-        where = "FROM m WHERE session_id = $1 AND tenant_id = $2 ORDER BY seq DESC LIMIT $3"
-        rows_sql = await connection.prepare(
-            "SELECT id, session_id, seq, role, content, name, tool_calls, tool_call_id, "
-            f"metadata, item, token_count, created_at, status, parent_seq, content_parts {where}"
-        )
-        json_sql = await connection.prepare(f"SELECT {_POSTGRES_OBJECT}::text {where}")
-        agg_sql = await connection.prepare(
-            f"SELECT json_agg(page.o)::text FROM (SELECT {_POSTGRES_OBJECT} AS o {where}) page"
-        )
         # JSON decoded by msgspec, as on the service's connections (db/asyncpg_direct.py).
         for kind in ("jsonb", "json"):
             await connection.set_type_codec(
@@ -168,10 +183,19 @@ async def postgres_pages(url: str) -> dict[str, float]:
                 schema="pg_catalog",
                 format="text",
             )
+        where = "FROM m WHERE session_id = $1 AND tenant_id = $2 ORDER BY seq DESC LIMIT $3"
+        rows_sql = await connection.prepare(
+            "SELECT id, session_id, seq, role, content, name, tool_calls, tool_call_id, "
+            f"metadata, item, token_count, created_at, status, parent_seq, content_parts {where}"
+        )
+        json_sql = await connection.prepare(f"SELECT {_POSTGRES_OBJECT}::text {where}")
+        agg_sql = await connection.prepare(
+            f"SELECT json_agg(page.o)::text FROM (SELECT {_POSTGRES_OBJECT} AS o {where}) page"
+        )
         arguments = (session, tenant, 51)
 
         async def rows_then_encode() -> bytes:
-            found = build_messages(await rows_sql.fetch(*arguments))
+            found = [MessageRead(*row[:-1]) for row in await rows_sql.fetch(*arguments)]
             data, _ = cut_page(found, 50, ("x",), lambda message: [message.seq])
             return encode_json(MessagePage(data=data, next_cursor=None))
 
@@ -179,22 +203,12 @@ async def postgres_pages(url: str) -> dict[str, float]:
             return envelope([row[0] for row in await json_sql.fetch(*arguments)], 50)
 
         async def json_agg_page() -> bytes:
-            # One value, but the 51st row rides along: cut it in the statement instead.
-            return b'{"data":' + (await agg_sql.fetchval(*arguments)).encode() + b"}"
+            # The page as one value, cut at 50 in SQL (a real page would read one more, to
+            # know whether another follows).
+            page = await agg_sql.fetchval(session, tenant, 50)
+            return b'{"data":' + page.encode() + b',"next_cursor":null}'
 
-        check(await rows_then_encode(), await json_per_row())
-        results = {}
-        for function in (rows_then_encode, json_per_row, json_agg_page):
-            best_cpu, best_wall = float("inf"), float("inf")
-            for _ in range(ROUNDS):
-                cpu, wall = time.process_time(), time.perf_counter()
-                for _ in range(CALLS):
-                    await function()
-                best_cpu = min(best_cpu, time.process_time() - cpu)
-                best_wall = min(best_wall, time.perf_counter() - wall)
-            results[f"{function.__name__} cpu"] = best_cpu / CALLS * 1e6
-            results[f"{function.__name__} wall"] = best_wall / CALLS * 1e6
-        return results
+        return await measure(rows_then_encode, json_per_row, json_agg_page)
     finally:
         await connection.close()
 
@@ -208,7 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", help="also measure PostgreSQL (asyncpg)")
     args = parser.parse_args()
-    report("sqlite", sqlite_pages())
+    report("sqlite", asyncio.run(sqlite_pages()))
     if args.database_url:
         report("postgresql", asyncio.run(postgres_pages(args.database_url)))
 

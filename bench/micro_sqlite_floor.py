@@ -69,8 +69,8 @@ class Floor:
             first = last - per_transaction + 1
             self.db.executemany(
                 "INSERT INTO messages (id, tenant_id, session_id, seq, parent_seq, role, "
-                "content, metadata, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, 'user', ?, 'null', 'completed', ?)",
+                "content, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, 'user', ?, 'completed', ?)",
                 [
                     (
                         str(uuid_utils.uuid7()),
