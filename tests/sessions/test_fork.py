@@ -168,3 +168,36 @@ async def test_another_tenants_session_cannot_be_forked(
     assert_problem(await fork(client, other_tenant, session_id), 404)
     assert_problem(await fork(client, tenant, "no-such-session"), 404)
     assert await everything_stored(database) == before
+
+
+async def test_a_fork_copies_content_parts_closes_streaming_answers_and_drops_idempotency_keys(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """What the copy changes (and keeps) beyond renumbering, on either engine's way of copying
+    (in the service on SQLite, on the server on PostgreSQL)."""
+    session_id = await new_session(client, tenant)
+    base = f"/v1/sessions/{session_id}/messages"
+    parts = [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x:y"}}]
+    sent = [
+        ({"role": "user", "content": parts}, {"Idempotency-Key": "k-1"}),
+        ({"role": "assistant", "content": "half an ans", "status": "in_progress"}, {}),
+    ]
+    for body, headers in sent:
+        response = await client.post(base, json=body, headers={**tenant.headers, **headers})
+        assert response.status_code == 201, response.text
+    forked = await fork(client, tenant, session_id)
+    assert forked.status_code == 201, forked.text
+    fork_id = forked.json()["id"]
+    copy = await history(client, tenant, fork_id)
+    assert [(m["seq"], m["parent_seq"]) for m in copy] == [(1, 0), (2, 1)]
+    assert copy[0]["content"] == parts
+    assert (copy[1]["content"], copy[1]["status"]) == ("half an ans", "interrupted")
+    assert (await history(client, tenant, session_id))[1]["status"] == "in_progress"
+    # The key belongs to the original's request: on the fork it stores a new message.
+    again = await client.post(
+        f"/v1/sessions/{fork_id}/messages",
+        json=sent[0][0],
+        headers={**tenant.headers, "Idempotency-Key": "k-1"},
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["seq"] == 3

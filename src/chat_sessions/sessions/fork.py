@@ -1,13 +1,18 @@
 """Fork: a new session whose history is a copy of one branch of another, renumbered 1..k
 (each message following the one before), with the tool calls of those messages, in one
-transaction. The source is untouched."""
+transaction. The source is untouched.
+
+On PostgreSQL the messages are copied on the server, one INSERT ... SELECT: their values
+never travel to the service and back (a fork of 1,000 had spent ~32 ms of the service's CPU
+reading and writing them, beside PostgreSQL's ~68 ms). On SQLite, in process, they are read
+and written through the driver's cursor, which costs little."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from msgspec import UNSET
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from chat_sessions.db import Prepared, Transaction
@@ -32,6 +37,39 @@ _TOOL_CALL_KEYS = [column.key for column in tool_calls.c]
 _INSERT_MESSAGES = Prepared(messages.insert())
 _INSERT_TOOL_CALLS = Prepared(tool_calls.insert())
 _NOT_COPIED = {"idempotency_key": None, "request_hash": None}
+# What the copy on the server needs to know of each message: which to copy, in what order,
+# and what the new session row sums up.
+_LISTED = Prepared(
+    select(messages.c.seq, messages.c.id, messages.c.token_count, messages.c.created_at).where(
+        messages.c.session_id == _SESSION, messages.c.seq <= bindparam("top")
+    )
+)
+_LISTED_KEYS = ["seq", "id", "token_count", "created_at"]
+
+
+def _copy_on_server() -> Any:
+    """INSERT ... SELECT of the listed messages (seqs in order, each with its new id): every
+    column as it is, but those the copy renumbers or does not keep (as `_NOT_COPIED`)."""
+    computed = {
+        "id": "copy.id",
+        "session_id": ":fork_id",
+        "seq": "copy.seq",
+        "parent_seq": "copy.seq - 1",
+        # Nothing streams into the copy: the generator's deltas go to the original.
+        "status": "CASE WHEN m.status = 'in_progress' THEN 'interrupted' ELSE m.status END",
+        **{key: "NULL" for key in _NOT_COPIED},
+    }
+    names = [column.name for column in messages.c]
+    values = [computed.get(column.key, f"m.{column.name}") for column in messages.c]
+    return text(
+        f"INSERT INTO messages ({', '.join(names)}) SELECT {', '.join(values)}"
+        " FROM unnest(CAST(:old_seqs AS bigint[]), CAST(:new_ids AS varchar[]))"
+        " WITH ORDINALITY AS copy(old_seq, id, seq)"
+        " JOIN messages AS m ON m.session_id = :source AND m.seq = copy.old_seq"
+    )
+
+
+_COPY_ON_SERVER = _copy_on_server()
 
 
 async def fork_session(
@@ -49,10 +87,13 @@ async def fork_session(
         tx, session_id=session_id, leaf=at_seq, first_branch_seq=first_branch_seq
     )
     on_branch = None if path is None else set(path)
+    copy_on_server = tx.dialect == "postgresql"
+    listed = _LISTED if copy_on_server else _MESSAGES_UP_TO
+    keys = _LISTED_KEYS if copy_on_server else _MESSAGE_KEYS
     rows = sorted(
         (
-            dict(zip(_MESSAGE_KEYS, row, strict=True))
-            for row in await tx.run(_MESSAGES_UP_TO, {"session_id": session_id, "top": at_seq})
+            dict(zip(keys, row, strict=True))
+            for row in await tx.run(listed, {"session_id": session_id, "top": at_seq})
         ),
         key=lambda row: row["seq"],
     )
@@ -83,16 +124,29 @@ async def fork_session(
     except IntegrityError:
         # The tenant's unique external_ids; the transaction is rolled back with the error.
         raise external_id_taken() from None
-    new_ids: dict[str, str] = {}
-    for seq, row in enumerate(copied, start=1):
-        new_ids[row["id"]] = new_id()
-        row.update(
-            _NOT_COPIED, id=new_ids[row["id"]], session_id=fork_id, seq=seq, parent_seq=seq - 1
+    new_ids = {row["id"]: new_id() for row in copied}
+    if copy_on_server and copied:
+        await tx.execute(
+            _COPY_ON_SERVER,
+            {
+                "source": session_id,
+                "fork_id": fork_id,
+                "old_seqs": [row["seq"] for row in copied],
+                "new_ids": list(new_ids.values()),
+            },
         )
-        if row["status"] == "in_progress":
-            # Nothing streams into the copy: the generator's deltas go to the original.
-            row["status"] = "interrupted"
-    if copied:
+    elif copied:
+        for seq, row in enumerate(copied, start=1):
+            row.update(
+                _NOT_COPIED,
+                id=new_ids[row["id"]],
+                session_id=fork_id,
+                seq=seq,
+                parent_seq=seq - 1,
+            )
+            if row["status"] == "in_progress":
+                # Nothing streams into the copy: the generator's deltas go to the original.
+                row["status"] = "interrupted"
         await tx.run(_INSERT_MESSAGES, copied)
     calls = [
         dict(zip(_TOOL_CALL_KEYS, row, strict=True))
