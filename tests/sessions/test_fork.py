@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from chat_sessions.db import Database
+from chat_sessions.sessions.fork import _COPY
 from support import Tenant, add_tool_call, append, assert_problem, new_session
 from support import stored as everything_stored
 
@@ -201,3 +203,17 @@ async def test_a_fork_copies_content_parts_closes_streaming_answers_and_drops_id
     )
     assert again.status_code == 201, again.text
     assert again.json()["seq"] == 3
+
+
+@pytest.mark.sqlite_only
+async def test_the_sqlite_copy_looks_each_message_up_by_its_key(database: Database) -> None:
+    """Not a scan of the session's messages for each one copied (a fork of 1,000 took 570 ms
+    so, against 8 ms)."""
+    parameters = {"source": "s", "fork_id": "f", "copies": '[[1, "x"]]'}
+    async with database.transaction() as tx:
+        statement = str(_COPY["sqlite"]).split(" SELECT ", 1)[1]
+        plan = await tx.execute(text(f"EXPLAIN QUERY PLAN SELECT {statement}"), parameters)
+        details = [row[-1] for row in plan]
+    assert any("SEARCH m USING INDEX" in detail and "seq=?" in detail for detail in details), (
+        details
+    )

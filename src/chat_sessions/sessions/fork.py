@@ -2,15 +2,16 @@
 (each message following the one before), with the tool calls of those messages, in one
 transaction. The source is untouched.
 
-On PostgreSQL the messages are copied on the server, one INSERT ... SELECT: their values
-never travel to the service and back (a fork of 1,000 had spent ~32 ms of the service's CPU
-reading and writing them, beside PostgreSQL's ~68 ms). On SQLite, in process, they are read
-and written through the driver's cursor, which costs little."""
+The messages are copied by the database, one INSERT ... SELECT over the seqs to copy and
+their new ids: their values never travel to the service and back (on PostgreSQL a fork of
+1,000 had spent ~32 ms of the service's CPU reading and writing them, beside the server's
+~68 ms)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -23,33 +24,33 @@ from chat_sessions.sessions.schemas import SessionFork, SessionRead
 from chat_sessions.sessions.service import _locked_session, external_id_taken, get_session
 
 _SESSION: Any = bindparam("session_id")
-# Every column of the rows copied, read in one pass each and written as multi-row inserts.
-_MESSAGES_UP_TO = Prepared(
-    select(messages).where(messages.c.session_id == _SESSION, messages.c.seq <= bindparam("top"))
-)
-_MESSAGE_KEYS = [column.key for column in messages.c]
 _TOOL_CALLS = Prepared(
     select(tool_calls).where(
         tool_calls.c.session_id == _SESSION, tool_calls.c.message_id.isnot(None)
     )
 )
 _TOOL_CALL_KEYS = [column.key for column in tool_calls.c]
-_INSERT_MESSAGES = Prepared(messages.insert())
 _INSERT_TOOL_CALLS = Prepared(tool_calls.insert())
-_NOT_COPIED = {"idempotency_key": None, "request_hash": None}
-# What the copy on the server needs to know of each message: which to copy, in what order,
-# and what the new session row sums up.
+# What the copy needs to know of each message: which to copy, in what order, and what the
+# new session row sums up.
 _LISTED = Prepared(
     select(messages.c.seq, messages.c.id, messages.c.token_count, messages.c.created_at).where(
         messages.c.session_id == _SESSION, messages.c.seq <= bindparam("top")
     )
 )
 _LISTED_KEYS = ["seq", "id", "token_count", "created_at"]
+# `copies`, a JSON array of [old seq, new id] in order, as rows (old_seq, id, seq 1..k).
+_COPIES = {
+    "postgresql": "(SELECT (value->>0)::bigint AS old_seq, value->>1 AS id, ordinality AS seq"
+    " FROM json_array_elements(CAST(:copies AS json)) WITH ORDINALITY)",
+    "sqlite": "(SELECT json_extract(value, '$[0]') AS old_seq, json_extract(value, '$[1]') AS id,"
+    " key + 1 AS seq FROM json_each(:copies))",
+}
 
 
-def _copy_on_server() -> Any:
-    """INSERT ... SELECT of the listed messages (seqs in order, each with its new id): every
-    column as it is, but those the copy renumbers or does not keep (as `_NOT_COPIED`)."""
+def _copy(dialect: str) -> Any:
+    """INSERT ... SELECT of the listed messages: every column as it is, but those the copy
+    renumbers, and the request's idempotency key and digest, which stay with the original."""
     computed = {
         "id": "copy.id",
         "session_id": ":fork_id",
@@ -57,19 +58,21 @@ def _copy_on_server() -> Any:
         "parent_seq": "copy.seq - 1",
         # Nothing streams into the copy: the generator's deltas go to the original.
         "status": "CASE WHEN m.status = 'in_progress' THEN 'interrupted' ELSE m.status END",
-        **{key: "NULL" for key in _NOT_COPIED},
+        "idempotency_key": "NULL",
+        "request_hash": "NULL",
     }
     names = [column.name for column in messages.c]
     values = [computed.get(column.key, f"m.{column.name}") for column in messages.c]
     return text(
         f"INSERT INTO messages ({', '.join(names)}) SELECT {', '.join(values)}"
-        " FROM unnest(CAST(:old_seqs AS bigint[]), CAST(:new_ids AS varchar[]))"
-        " WITH ORDINALITY AS copy(old_seq, id, seq)"
-        " JOIN messages AS m ON m.session_id = :source AND m.seq = copy.old_seq"
+        # CROSS JOIN: SQLite then walks the list and looks each message up by its key (its
+        # planner would otherwise scan the session's messages for each entry of the list).
+        f" FROM {_COPIES[dialect]} AS copy CROSS JOIN messages AS m"
+        " WHERE m.session_id = :source AND m.seq = copy.old_seq"
     )
 
 
-_COPY_ON_SERVER = _copy_on_server()
+_COPY = {dialect: _copy(dialect) for dialect in _COPIES}
 
 
 async def fork_session(
@@ -87,13 +90,10 @@ async def fork_session(
         tx, session_id=session_id, leaf=at_seq, first_branch_seq=first_branch_seq
     )
     on_branch = None if path is None else set(path)
-    copy_on_server = tx.dialect == "postgresql"
-    listed = _LISTED if copy_on_server else _MESSAGES_UP_TO
-    keys = _LISTED_KEYS if copy_on_server else _MESSAGE_KEYS
     rows = sorted(
         (
-            dict(zip(keys, row, strict=True))
-            for row in await tx.run(listed, {"session_id": session_id, "top": at_seq})
+            dict(zip(_LISTED_KEYS, row, strict=True))
+            for row in await tx.run(_LISTED, {"session_id": session_id, "top": at_seq})
         ),
         key=lambda row: row["seq"],
     )
@@ -125,29 +125,16 @@ async def fork_session(
         # The tenant's unique external_ids; the transaction is rolled back with the error.
         raise external_id_taken() from None
     new_ids = {row["id"]: new_id() for row in copied}
-    if copy_on_server and copied:
+    if copied:
+        copies = [[row["seq"], new_ids[row["id"]]] for row in copied]
         await tx.execute(
-            _COPY_ON_SERVER,
+            _COPY[tx.dialect],
             {
                 "source": session_id,
                 "fork_id": fork_id,
-                "old_seqs": [row["seq"] for row in copied],
-                "new_ids": list(new_ids.values()),
+                "copies": msgspec.json.encode(copies).decode(),
             },
         )
-    elif copied:
-        for seq, row in enumerate(copied, start=1):
-            row.update(
-                _NOT_COPIED,
-                id=new_ids[row["id"]],
-                session_id=fork_id,
-                seq=seq,
-                parent_seq=seq - 1,
-            )
-            if row["status"] == "in_progress":
-                # Nothing streams into the copy: the generator's deltas go to the original.
-                row["status"] = "interrupted"
-        await tx.run(_INSERT_MESSAGES, copied)
     calls = [
         dict(zip(_TOOL_CALL_KEYS, row, strict=True))
         for row in await tx.run(_TOOL_CALLS, {"session_id": session_id})
